@@ -38,7 +38,10 @@ var (
 	tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// safeRE is the conservative alphabet for values that end up inside
 	// shell scripts, Go templates and HCL strings in generated files.
-	safeRE  = regexp.MustCompile(`^[A-Za-z0-9._/:@+=,-]*$`)
+	safeRE = regexp.MustCompile(`^[A-Za-z0-9._/:@+=,-]*$`)
+	// pathRE is safeRE plus spaces (Plex keeps its databases under
+	// "Application Support"); render single-quotes paths in shell.
+	pathRE  = regexp.MustCompile(`^[A-Za-z0-9._/:@+=, -]*$`)
 	hostRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 	imageRE = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 )
@@ -318,8 +321,8 @@ func IsPinned(image string) bool {
 }
 
 func checkAbs(bad func(string, string, ...any), field, p string) {
-	if p == "" || !path.IsAbs(p) || path.Clean(p) != p || !safeRE.MatchString(p) {
-		bad(field, "%q must be a clean absolute path inside the container (letters, digits, . _ - /)", p)
+	if p == "" || !path.IsAbs(p) || path.Clean(p) != p || !pathRE.MatchString(p) {
+		bad(field, "%q must be a clean absolute path inside the container (letters, digits, spaces, . _ - /)", p)
 	}
 }
 
