@@ -13,8 +13,9 @@ import (
 // safety where the reference design was unsafe.
 const (
 	DefaultLitestreamImage = "litestream/litestream:0.5.18"
-	defaultEndpoint        = "http://minio-minio.virtual.consul:9000"
-	defaultHealthPath      = "/minio/health/live"
+	// DefaultEndpoint is the platform's MinIO, inside the mesh.
+	DefaultEndpoint   = "http://minio-minio.virtual.consul:9000"
+	DefaultHealthPath = "/minio/health/live"
 	// A 1s sync interval bounds the writes lost on node failure to about
 	// a second; the reference design's 5m lost up to five minutes.
 	defaultSyncInterval     = time.Second
@@ -80,6 +81,10 @@ func ApplyDefaults(s *ferry.Service) {
 	def(&s.Secrets.AccessKeyKey, "MINIO_ACCESS_KEY")
 	def(&s.Secrets.SecretKeyKey, "MINIO_SECRET_KEY")
 
+	if s.ObjectStore.Endpoint == "" {
+		s.ObjectStore.Endpoint = DefaultEndpoint
+		def(&s.ObjectStore.HealthPath, DefaultHealthPath)
+	}
 	def(&s.ObjectStore.Bucket, s.Name+"-litestream")
 	def(&s.ObjectStore.Region, "us-east-1")
 

@@ -95,11 +95,11 @@ type secretRef struct {
 }
 
 type objectBlock struct {
-	Endpoint   *string `hcl:"endpoint,optional"`
-	Bucket     string  `hcl:"bucket,optional"`
-	Region     string  `hcl:"region,optional"`
-	PathStyle  *bool   `hcl:"path_style,optional"`
-	HealthPath *string `hcl:"health_path,optional"`
+	Endpoint   string `hcl:"endpoint,optional"`
+	Bucket     string `hcl:"bucket,optional"`
+	Region     string `hcl:"region,optional"`
+	PathStyle  *bool  `hcl:"path_style,optional"`
+	HealthPath string `hcl:"health_path,optional"`
 }
 
 type litestreamBlock struct {
@@ -238,18 +238,14 @@ func (b *serviceBlock) toService() (*ferry.Service, ferry.FieldErrors) {
 		}
 	}
 	if o := b.ObjectStore; o != nil {
-		s.ObjectStore = ferry.ObjectStore{Bucket: o.Bucket, Region: o.Region, PathStyle: true, Endpoint: defaultEndpoint, HealthPath: defaultHealthPath}
-		if o.Endpoint != nil {
-			s.ObjectStore.Endpoint = *o.Endpoint
-		}
+		s.ObjectStore = ferry.ObjectStore{Endpoint: o.Endpoint, Bucket: o.Bucket, Region: o.Region, PathStyle: true, HealthPath: o.HealthPath}
 		if o.PathStyle != nil {
 			s.ObjectStore.PathStyle = *o.PathStyle
 		}
-		if o.HealthPath != nil {
-			s.ObjectStore.HealthPath = *o.HealthPath
-		}
 	} else {
-		s.ObjectStore = ferry.ObjectStore{PathStyle: true, Endpoint: defaultEndpoint, HealthPath: defaultHealthPath}
+		// MinIO, the platform's store, needs path-style addressing; a bool
+		// cannot be defaulted later, so it is here.
+		s.ObjectStore.PathStyle = true
 	}
 	if l := b.Litestream; l != nil {
 		s.Litestream = ferry.Litestream{
