@@ -122,15 +122,17 @@ func (m *Migration) Verify(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-// Restore task log markers written by the rendered restore script.
-var restoreMarkers = []string{"restored", "skipping restore", "exists"}
+// Restore task log markers written by the rendered restore script
+// (render.RestoreScript): a restore, a database kept on the alloc disk, or
+// a declared-new service starting empty.
+var restoreMarkers = []string{"restored; integrity check passed", "keeping it, no restore", "starting on an empty database"}
 
 func (m *Migration) checkRestoreLog(rep *Report, log string) {
 	if len(m.Service.Databases) == 0 {
 		return
 	}
 	for _, mark := range restoreMarkers {
-		if strings.Contains(strings.ToLower(log), mark) {
+		if strings.Contains(log, mark) {
 			rep.add("restore task", true, "log says %q", mark)
 			return
 		}
