@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path"
@@ -103,6 +104,14 @@ type Request struct {
 	Files []string
 }
 
+// Options are Write's optional settings.
+type Options struct {
+	// Progress, if set, hears the bytes copied so far.
+	Progress func(done, total int64)
+	// Log hears about files that are not copied (symlinks, devices).
+	Log *slog.Logger
+}
+
 // Fetcher streams one path as a tar archive whose entry names are
 // relative to the path's parent directory, as the Docker archive API
 // does. It returns an error wrapping ErrNotFound for a missing path.
@@ -114,13 +123,16 @@ type Fetcher func(ctx context.Context, p string) (io.ReadCloser, error)
 // Write is idempotent: re-running it over the same data produces the same
 // manifest. It first removes any COMPLETE marker in dir, so a run that is
 // interrupted (or fails) leaves a directory Verify rejects. dir must be
-// absent, empty, or an earlier backup. progress, if set, hears the bytes
-// copied so far.
-func Write(ctx context.Context, dir string, fetch Fetcher, req Request, progress func(done, total int64)) (*Manifest, error) {
+// absent, empty, or an earlier backup.
+func Write(ctx context.Context, dir string, fetch Fetcher, req Request, opt Options) (*Manifest, error) {
 	if err := prepare(dir); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	b := &writer{dir: dir, fetch: fetch, sums: map[string]FileSum{}, buf: make([]byte, 1<<20), progress: progress}
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b := &writer{dir: dir, fetch: fetch, sums: map[string]FileSum{}, buf: make([]byte, 1<<20), progress: opt.Progress, log: log}
 	for _, db := range req.Databases {
 		if err := b.copy(ctx, db, true); err != nil {
 			return nil, err
@@ -232,6 +244,7 @@ type writer struct {
 	buf      []byte
 	done     int64
 	progress func(done, total int64)
+	log      *slog.Logger
 }
 
 // copy streams one container path into the backup. A path that does not
@@ -253,8 +266,7 @@ func (b *writer) copy(ctx context.Context, p string, required bool) error {
 
 // extract writes the entries of an archive whose names are relative to
 // parent (the directory of the requested path). Only directories and
-// regular files are kept: nothing an app keeps its state in is anything
-// else.
+// regular files are kept: an app keeps no state in anything else.
 func (b *writer) extract(tr *tar.Reader, parent string) error {
 	data := filepath.Join(b.dir, dataDir)
 	for {
@@ -286,6 +298,8 @@ func (b *writer) extract(tr *tar.Reader, parent string) error {
 			}
 			sum.Path = cpath
 			b.sums[cpath] = sum
+		default:
+			b.log.Warn("backup skips a file that is not regular", "path", cpath, "type", string(hdr.Typeflag))
 		}
 	}
 }

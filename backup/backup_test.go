@@ -32,7 +32,7 @@ func TestWriteVerifyAndRerunIsIdentical(t *testing.T) {
 	ctx := context.Background()
 	_, fetch := fixture(t)
 	dir := filepath.Join(t.TempDir(), "backup")
-	m1, err := Write(ctx, dir, fetch, req, nil)
+	m1, err := Write(ctx, dir, fetch, req, Options{})
 	must(t, err)
 	var paths []string
 	for _, f := range m1.Files {
@@ -48,7 +48,7 @@ func TestWriteVerifyAndRerunIsIdentical(t *testing.T) {
 		t.Errorf("copied file mode %v, want 0600", fi.Mode().Perm())
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, manifestFile))
-	_, err = Write(ctx, dir, fetch, req, nil)
+	_, err = Write(ctx, dir, fetch, req, Options{})
 	must(t, err)
 	after, _ := os.ReadFile(filepath.Join(dir, manifestFile))
 	if string(before) != string(after) {
@@ -63,7 +63,7 @@ func TestVerifyRejectsTamperedAndIncomplete(t *testing.T) {
 	ctx := context.Background()
 	_, fetch := fixture(t)
 	dir := filepath.Join(t.TempDir(), "backup")
-	m, err := Write(ctx, dir, fetch, req, nil)
+	m, err := Write(ctx, dir, fetch, req, Options{})
 	must(t, err)
 	must(t, os.WriteFile(m.Files[1].Local(dir), []byte("torn"), 0o600))
 	var ve *VerifyError
@@ -80,7 +80,7 @@ func TestWriteFailureLeavesNoCompleteBackup(t *testing.T) {
 	ctx := context.Background()
 	_, fetch := fixture(t)
 	dir := filepath.Join(t.TempDir(), "backup")
-	_, err := Write(ctx, dir, fetch, req, nil)
+	_, err := Write(ctx, dir, fetch, req, Options{})
 	must(t, err)
 	broken := func(ctx context.Context, p string) (io.ReadCloser, error) {
 		if strings.HasSuffix(p, "settings.json") {
@@ -88,7 +88,7 @@ func TestWriteFailureLeavesNoCompleteBackup(t *testing.T) {
 		}
 		return fetch(ctx, p)
 	}
-	if _, err := Write(ctx, dir, Fetcher(broken), req, nil); err == nil {
+	if _, err := Write(ctx, dir, Fetcher(broken), req, Options{}); err == nil {
 		t.Fatal("Write with a failing fetch succeeded")
 	}
 	if _, err := Verify(dir); !errors.Is(err, ErrIncomplete) {
@@ -100,7 +100,7 @@ func TestWriteRefusesForeignDirectory(t *testing.T) {
 	_, fetch := fixture(t)
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "precious"), []byte("x"), 0o600))
-	if _, err := Write(context.Background(), dir, fetch, req, nil); err == nil {
+	if _, err := Write(context.Background(), dir, fetch, req, Options{}); err == nil {
 		t.Fatal("wrote a backup into a non-empty directory that is not one")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious")); err != nil {
