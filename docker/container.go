@@ -276,3 +276,21 @@ func (h *Host) Start(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Remove removes a stopped container, keeping its volumes (named and
+// anonymous): the data outlives the container. A running container is
+// refused rather than killed.
+func (h *Host) Remove(ctx context.Context, id string) error {
+	st, err := h.State(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.Running {
+		return fmt.Errorf("docker: remove %s: the container is running; stop it first", id)
+	}
+	h.log.Info("removing container (volumes kept)", "container", id)
+	if err := h.api.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: false}); err != nil {
+		return fmt.Errorf("docker: remove %s: %w", id, err)
+	}
+	return nil
+}

@@ -7,9 +7,10 @@
 // own CLI does), with the remote host key checked against known_hosts and
 // no way around that check.
 //
-// Nothing in this package removes a user's container, volume or image:
-// the only thing it ever removes is a helper container it created itself
-// (labelled HelperLabel).
+// Nothing in this package removes a user's volume or image, and the only
+// user container it removes is through Remove, which `ferry finish` calls
+// after a verified migration and its hold period; otherwise it removes
+// only helper containers it created itself (labelled HelperLabel).
 package docker
 
 import (

@@ -304,8 +304,10 @@ type SeedOptions struct {
 // otherwise ErrNotCovered.
 //
 // The source is never modified: Seed copies the database and its -wal to a
-// staging directory and replicates the copy, which litestream reads
-// through SQLite (so rows only in the WAL are included). The database must
+// staging directory, checkpoints the copy through SQLite (so rows only in
+// the WAL are included) and uploads it as the snapshot LTX file that
+// litestream's first sync would write (TXID 1), streamed, compressed in
+// parallel (see seedSnapshot). The database must
 // be quiescent (the app stopped): if it changes during the copy, Seed
 // fails. A running app is replicated with Replicate instead.
 //
@@ -340,10 +342,12 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 	}
 	defer os.RemoveAll(stage)
 	staged := filepath.Join(stage, filepath.Base(dbPath))
+	stageStart := time.Now()
 	total, err := stageCopy(dbPath, staged)
 	if err != nil {
 		return Position{}, fmt.Errorf("seed: %w", err)
 	}
+	r.logger.Debug("seed staged", "bytes", total, "took", time.Since(stageStart))
 
 	start := r.bytes.Load()
 	stop := make(chan struct{})
@@ -370,7 +374,7 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 	defer cancelRenew(nil)
 	wg.Go(func() { r.renewLoop(renewCtx, l, cancelRenew) })
 
-	pos, err := r.replicateOnce(renewCtx, staged)
+	pos, err := r.seedStaged(renewCtx, staged)
 	if err != nil {
 		if cause := context.Cause(renewCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
@@ -401,6 +405,24 @@ func (r *Replica) renewLoop(ctx context.Context, l *leaser, fail context.CancelC
 			}
 		}
 	}
+}
+
+// seedStaged uploads the staged copy as a snapshot (see seedSnapshot),
+// or, when that does not apply, with litestream's own sync.
+func (r *Replica) seedStaged(ctx context.Context, staged string) (Position, error) {
+	start := time.Now()
+	pageSize, commit, ok, err := checkpointStaged(ctx, staged)
+	if err != nil {
+		return Position{}, err
+	}
+	r.logger.Debug("seed checkpointed", "snapshot", ok, "took", time.Since(start))
+	if !ok {
+		return r.replicateOnce(ctx, staged)
+	}
+	start = time.Now()
+	pos, err := r.seedSnapshot(ctx, staged, pageSize, commit)
+	r.logger.Debug("seed uploaded", "took", time.Since(start), "err", err)
+	return pos, err
 }
 
 // replicateOnce runs litestream's DB on a staged copy, syncs it to the

@@ -85,9 +85,9 @@ type Replica interface {
 type Warm interface {
 	// StartWarm begins replicating every database to its replica.
 	StartWarm(ctx context.Context) error
-	// FinishWarm, called after Stop, syncs what the service wrote last,
-	// stops replicating and returns each database's final position.
-	FinishWarm(ctx context.Context) (map[string]Position, error)
+	// FinishWarm, called after Stop, syncs what the service wrote last
+	// and stops replicating. Calling it again does nothing.
+	FinishWarm(ctx context.Context) error
 }
 
 // Cluster is where the service goes.

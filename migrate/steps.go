@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -106,10 +105,14 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 		{
 			Name: StepPreflight,
 			What: "check the cluster can take the job (agent, ACL, region, datacenters, CSI plugin, image architectures); changes nothing",
-			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) {
-				return rec.State == runbook.StateDone, nil
+			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) { return rec.Facts["passed"] != "", nil },
+			Apply: func(ctx context.Context, rec *runbook.Record) error {
+				if err := m.Cluster.Preflight(ctx); err != nil {
+					return err
+				}
+				rec.Set("passed", m.now().UTC().Format(time.RFC3339))
+				return nil
 			},
-			Apply: func(ctx context.Context, rec *runbook.Record) error { return m.Cluster.Preflight(ctx) },
 		},
 		{
 			Name: StepBackup,
@@ -134,10 +137,14 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 		steps = append(steps, runbook.Step{
 			Name: StepWarm,
 			What: "replicate the live databases to the object store while the service still serves, so the stop waits only for a final sync",
-			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) {
-				return rec.State == runbook.StateDone, nil
+			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) { return rec.Facts["started"] != "", nil },
+			Apply: func(ctx context.Context, rec *runbook.Record) error {
+				if err := warm.StartWarm(ctx); err != nil {
+					return err
+				}
+				rec.Set("started", m.now().UTC().Format(time.RFC3339))
+				return nil
 			},
-			Apply: func(ctx context.Context, rec *runbook.Record) error { return warm.StartWarm(ctx) },
 		})
 	}
 	steps = append(steps,
@@ -344,18 +351,18 @@ func (m *Migration) seedStep(db ferry.Database, warm Warm, isWarm bool) runbook.
 			}
 			var pos Position
 			if isWarm {
-				positions, err := warm.FinishWarm(ctx)
-				if err != nil {
+				// The final sync's position is read back from the store;
+				// the proof step then shows it equals the stopped source.
+				if err := warm.FinishWarm(ctx); err != nil {
 					return err
 				}
-				pos = positions[db.Name]
+				if pos, err = m.Replicas[db.Name].Latest(ctx); err != nil {
+					return err
+				}
 			} else {
-				work, err := m.workCopy(b, db)
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(filepath.Dir(work))
-				if pos, err = m.Replicas[db.Name].Seed(ctx, work, m.progress(name)); err != nil {
+				// Seed reads the backup's copy (with its -wal) and never
+				// writes to it.
+				if pos, err = m.Replicas[db.Name].Seed(ctx, f.Local, m.progress(name)); err != nil {
 					return err
 				}
 			}
@@ -432,32 +439,6 @@ func (m *Migration) writeConfig(ctx context.Context, rec *runbook.Record) error 
 	return nil
 }
 
-// workCopy copies a database and its -wal/-shm from a backup into a
-// scratch directory: replicating opens the database for writing, and a
-// backup is never written to.
-func (m *Migration) workCopy(b *Backup, db ferry.Database) (string, error) {
-	dir, err := os.MkdirTemp(m.Dir, "work-"+db.Name+"-")
-	if err != nil {
-		return "", err
-	}
-	dst := filepath.Join(dir, db.File())
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		f, ok := b.Lookup(db.Path + suffix)
-		if !ok {
-			if suffix == "" {
-				os.RemoveAll(dir)
-				return "", fmt.Errorf("the backup has no copy of %s", db.Path)
-			}
-			continue
-		}
-		if err := copyFile(f.Local, dst+suffix); err != nil {
-			os.RemoveAll(dir)
-			return "", err
-		}
-	}
-	return dst, nil
-}
-
 func (m *Migration) fingerprintBackup(ctx context.Context, b *Backup, db ferry.Database) (*sqlite.Fingerprint, error) {
 	f, ok := b.Lookup(db.Path)
 	if !ok {
@@ -481,23 +462,6 @@ func (m *Migration) restoreAndFingerprint(ctx context.Context, db ferry.Database
 	}
 	fp, err := sqlite.FingerprintFile(ctx, dst)
 	return fp, pos, err
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func totalRows(fp *sqlite.Fingerprint) int64 {

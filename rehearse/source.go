@@ -147,23 +147,21 @@ func (s *dirSource) StartWarm(ctx context.Context) error {
 	return nil
 }
 
-// FinishWarm proves each replica still covers the stopped source: the
-// replica's latest position must be the warm seed's.
-func (s *dirSource) FinishWarm(ctx context.Context) (map[string]migrate.Position, error) {
-	out := map[string]migrate.Position{}
+// FinishWarm checks each replica still holds the warm seed: nothing
+// writes to a rehearsal's source, so there is nothing left to ship.
+func (s *dirSource) FinishWarm(ctx context.Context) error {
 	for _, db := range s.svc.Databases {
 		w := s.warm[db.Name]
 		if w == nil {
-			return nil, fmt.Errorf("warm replication of %s was not started in this run", db.Name)
+			return fmt.Errorf("warm replication of %s was not started in this run", db.Name)
 		}
 		pos, err := s.replicas[db.Name].Latest(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if pos.TXID < w.pos.TXID {
-			return nil, fmt.Errorf("replica of %s is at txid %d, behind the warm seed's %d", db.Name, pos.TXID, w.pos.TXID)
+			return fmt.Errorf("replica of %s is at txid %d, behind the warm seed's %d", db.Name, pos.TXID, w.pos.TXID)
 		}
-		out[db.Name] = pos
 	}
-	return out, nil
+	return nil
 }

@@ -1,0 +1,207 @@
+package adapt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/backup"
+	"github.com/ferry-migrate/ferry/docker"
+	"github.com/ferry-migrate/ferry/migrate"
+)
+
+// DockerSource is the compose service on a Docker host.
+type DockerSource struct {
+	Host        *docker.Host
+	Service     *ferry.Service
+	StopTimeout time.Duration
+	// WarmImage is the image of the warm replication helper: the pinned
+	// litestream image (the spec's), which must be present on the host.
+	WarmImage string
+	// WarmEnv holds the helper's credentials (LITESTREAM_ACCESS_KEY_ID,
+	// LITESTREAM_SECRET_ACCESS_KEY); never logged.
+	WarmEnv []string
+	// WarmNetwork is the helper's network mode ("host" to reach the object
+	// store as the host does).
+	WarmNetwork string
+
+	mu       sync.Mutex
+	c        *docker.Container
+	warms    map[string]*docker.Warm
+	finished bool // the final syncs ran in this process
+}
+
+var (
+	_ migrate.Source = (*DockerSource)(nil)
+	_ migrate.Warm   = (*DockerSource)(nil)
+)
+
+// Container finds the service's container (once) and checks that every
+// database and config path lies in one of its mounts: a path outside
+// every mount is lost with the container and cannot be backed up.
+func (s *DockerSource) Container(ctx context.Context) (*docker.Container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != nil {
+		return s.c, nil
+	}
+	c, err := s.Host.Find(ctx, s.Service.Source.Project, s.Service.Source.Service)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Map(s.Service); err != nil {
+		return nil, err
+	}
+	s.c = c
+	return c, nil
+}
+
+func (s *DockerSource) request() backup.Request {
+	req := backup.Request{Files: s.Service.ConfigFiles}
+	for _, db := range s.Service.Databases {
+		req.Databases = append(req.Databases, db.Path)
+	}
+	return req
+}
+
+func (s *DockerSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*migrate.Backup, error) {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.Host.Backup(ctx, c, dir, s.request(), progress)
+	if err != nil {
+		return nil, err
+	}
+	return FromManifest(dir, m), nil
+}
+
+func (s *DockerSource) OpenBackup(dir string) (*migrate.Backup, error) {
+	m, err := backup.Verify(dir)
+	if err != nil {
+		return nil, err
+	}
+	return FromManifest(dir, m), nil
+}
+
+// FromManifest turns a verified backup manifest into migrate's view.
+func FromManifest(dir string, m *backup.Manifest) *migrate.Backup {
+	b := &migrate.Backup{Dir: dir}
+	for _, f := range m.Files {
+		b.Files = append(b.Files, migrate.BackupFile{Path: f.Path, Local: f.Local(dir), SHA256: f.SHA256, Size: f.Size})
+	}
+	return b
+}
+
+func (s *DockerSource) Stop(ctx context.Context) error {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return err
+	}
+	timeout := s.StopTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return s.Host.Stop(ctx, c.ID, timeout)
+}
+
+func (s *DockerSource) Start(ctx context.Context) error {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Host.Start(ctx, c.ID)
+}
+
+func (s *DockerSource) Running(ctx context.Context) (bool, error) {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return false, err
+	}
+	st, err := s.Host.State(ctx, c.ID)
+	return st.Running, err
+}
+
+// Remove removes the service's container (ferry finish). Its volumes stay.
+func (s *DockerSource) Remove(ctx context.Context) error {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Host.Remove(ctx, c.ID)
+}
+
+// StartWarm starts one litestream helper per database, replicating the
+// live database from the service's volumes.
+func (s *DockerSource) StartWarm(ctx context.Context) error {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return err
+	}
+	if s.WarmImage == "" {
+		return errors.New("warm replication needs the litestream image on the compose host")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warms = map[string]*docker.Warm{}
+	for _, db := range s.Service.Databases {
+		w, err := s.Host.StartWarm(ctx, c, docker.WarmOptions{
+			Image:   s.WarmImage,
+			Cmd:     []string{"replicate", db.Path, ReplicaURL(s.Service.ObjectStore, db)},
+			Env:     s.WarmEnv,
+			Network: s.WarmNetwork,
+		})
+		if err != nil {
+			return errors.Join(err, s.removeWarms(ctx))
+		}
+		s.warms[db.Name] = w
+	}
+	return nil
+}
+
+// FinishWarm runs each helper's final sync (the service must be stopped);
+// calling it again does nothing.
+func (s *DockerSource) FinishWarm(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return nil
+	}
+	if len(s.warms) == 0 {
+		return errors.New("no warm replication is running in this process; run migrate without --warm to seed from the final backup")
+	}
+	var errs []error
+	for name, w := range s.warms {
+		if err := w.Finish(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final sync of %s: %w", name, err))
+		}
+	}
+	s.warms, s.finished = nil, len(errs) == 0
+	return errors.Join(errs...)
+}
+
+func (s *DockerSource) removeWarms(ctx context.Context) error {
+	var errs []error
+	for _, w := range s.warms {
+		errs = append(errs, w.Remove(context.WithoutCancel(ctx)))
+	}
+	s.warms = nil
+	return errors.Join(errs...)
+}
+
+// ReplicaURL is the litestream replica URL of db in store, with the
+// endpoint and addressing in its query, as `litestream replicate DB URL`
+// reads it. It holds no credentials.
+func ReplicaURL(store ferry.ObjectStore, db ferry.Database) string {
+	q := url.Values{}
+	if store.Endpoint != "" {
+		q.Set("endpoint", store.Endpoint)
+	}
+	q.Set("region", store.Region)
+	q.Set("forcePathStyle", fmt.Sprint(store.PathStyle))
+	return (&url.URL{Scheme: "s3", Host: store.Bucket, Path: "/" + db.ReplicaPath, RawQuery: q.Encode()}).String()
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/adapt"
+	"github.com/ferry-migrate/ferry/docker"
+	"github.com/ferry-migrate/ferry/litestream"
+	"github.com/ferry-migrate/ferry/migrate"
+	"github.com/ferry-migrate/ferry/nomad"
+	"github.com/ferry-migrate/ferry/render"
+	"github.com/ferry-migrate/ferry/runbook"
+)
+
+// sideFlags say how to reach the three sides of a migration. Every one
+// defaults to the environment variable its own tool reads.
+type sideFlags struct {
+	dockerHost  string
+	nomadAddr   string
+	s3Endpoint  string
+	tfDir       string
+	forceSeed   bool
+	warmImage   string
+	configJob   string
+	warmNetwork string
+}
+
+func (f *sideFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&f.dockerHost, "docker-host", "", "the compose host's engine: unix://, tcp:// or ssh://user@host (default: the spec's, then DOCKER_HOST)")
+	fs.StringVar(&f.nomadAddr, "nomad-addr", "", "the Nomad API address (default: NOMAD_ADDR); the token is read from NOMAD_TOKEN")
+	fs.StringVar(&f.s3Endpoint, "s3-endpoint", os.Getenv("FERRY_S3_ENDPOINT"), "the object store as reachable from this machine, when the spec's endpoint is only reachable inside the mesh (default: FERRY_S3_ENDPOINT)")
+	fs.StringVar(&f.tfDir, "terraform-dir", ".", "the Terraform root `dir` holding module \"<service>\" (apply = \"terraform\")")
+	fs.BoolVar(&f.forceSeed, "force-seed", false, "seed over a replica that is already in the replica path (it is replaced)")
+	fs.StringVar(&f.warmImage, "warm-image", "", "the litestream `image` for warm replication on the compose host (default: the spec's litestream image)")
+	fs.StringVar(&f.warmNetwork, "warm-network", "host", "the network mode of the warm replication helper")
+	fs.StringVar(&f.configJob, "config-job-driver", "docker", "the task driver of the job that writes config files onto the volume")
+}
+
+// connect builds the migration of svc: the compose host, a replica per
+// database, and the cluster. The returned func closes the connections.
+func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, specPath string, deployTimeout time.Duration) (*migrate.Migration, func(), error) {
+	dir := stateDir(specPath, svc)
+	jobHCL, err := render.Jobspec(svc)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	host := f.dockerHost
+	if host == "" {
+		host = svc.Source.DockerHost
+	}
+	dh, err := docker.Connect(ctx, docker.Options{Host: host, Logger: e.log})
+	if err != nil {
+		return nil, nil, err
+	}
+
+	nc, err := nomad.New(nomad.Config{
+		Address:   firstNonEmpty(f.nomadAddr, os.Getenv("NOMAD_ADDR")),
+		Token:     os.Getenv("NOMAD_TOKEN"),
+		Region:    svc.Target.Region,
+		Namespace: svc.Target.Namespace,
+	}, e.log)
+	if err != nil {
+		dh.Close()
+		return nil, nil, err
+	}
+
+	creds, err := credentials(ctx, svc, nc)
+	if err != nil {
+		dh.Close()
+		return nil, nil, err
+	}
+	store := svc.ObjectStore
+	if f.s3Endpoint != "" {
+		store.Endpoint = f.s3Endpoint
+	}
+	j, err := runbook.OpenJournal(filepath.Join(dir, "journal.json"), svc.Name)
+	if err != nil {
+		dh.Close()
+		return nil, nil, err
+	}
+	replicas := map[string]migrate.Replica{}
+	for _, db := range svc.Databases {
+		r, err := litestream.Open(ctx, store, db.ReplicaPath, creds, e.log)
+		if err != nil {
+			dh.Close()
+			return nil, nil, err
+		}
+		// A replica this migration seeded before (then rolled back) is
+		// replaced by the next seed; anyone else's needs --force-seed.
+		ours := false
+		if rec := j.Lookup(migrate.StepSeed + ":" + db.Name); rec != nil && rec.Facts["txid"] != "" {
+			ours = true
+		}
+		replicas[db.Name] = adapt.Replica(r, "ferry migrate "+svc.Name, f.forceSeed || ours)
+	}
+
+	warmImage := firstNonEmpty(f.warmImage, svc.Litestream.Image)
+	warmEnv := []string{"LITESTREAM_ACCESS_KEY_ID=" + creds.AccessKeyID, "LITESTREAM_SECRET_ACCESS_KEY=" + creds.SecretAccessKey}
+	warmStore := svc.ObjectStore
+	warmStore.Endpoint = store.Endpoint
+	cluster := &adapt.NomadCluster{
+		Client:    nc,
+		Service:   svc,
+		JobHCL:    string(jobHCL),
+		Timeout:   deployTimeout,
+		ConfigJob: nomad.ConfigJob{Driver: f.configJob},
+		Log:       e.log,
+	}
+	if tf, ok := nomad.UseTerraform(*svc); ok {
+		cluster.Terraform = &nomad.TerraformApply{Dir: f.tfDir, Module: svc.Name, ExecPath: tf, Output: e.stderr, Logger: e.log}
+	} else if svc.Apply == "terraform" {
+		e.log.Warn("apply = \"terraform\" but terraform is not on PATH; deploying through the Nomad API")
+	}
+	m := &migrate.Migration{
+		Service: svc,
+		Dir:     dir,
+		Source: &adapt.DockerSource{
+			Host: dh, Service: withStore(svc, warmStore), WarmImage: warmImage, WarmEnv: warmEnv, WarmNetwork: f.warmNetwork,
+		},
+		Replicas: replicas,
+		Cluster:  cluster,
+		Log:      e.log,
+	}
+	return m, func() { dh.Close() }, nil
+}
+
+// withStore is svc with another object store address (the one the compose
+// host reaches), leaving the spec itself unchanged.
+func withStore(svc *ferry.Service, store ferry.ObjectStore) *ferry.Service {
+	c := *svc
+	c.ObjectStore = store
+	return &c
+}
+
+// credentials finds the object store keys: the environment first
+// (LITESTREAM_* or AWS_*), then, for secrets in Nomad Variables, the
+// variable the spec names. Vault is read by the cluster's tasks only;
+// ferry itself then needs the keys in its environment.
+func credentials(ctx context.Context, svc *ferry.Service, nc *nomad.Client) (litestream.Credentials, error) {
+	if c, ok := litestream.CredentialsFromEnv(); ok {
+		return c, nil
+	}
+	if svc.Secrets.Provider == ferry.SecretsNomad {
+		v, _, err := nc.API().Variables().Read(svc.Secrets.Path, nil)
+		if err != nil {
+			return litestream.Credentials{}, fmt.Errorf("read the object store keys from Nomad variable %s: %w", svc.Secrets.Path, err)
+		}
+		c := litestream.Credentials{AccessKeyID: v.Items[svc.Secrets.AccessKeyKey], SecretAccessKey: v.Items[svc.Secrets.SecretKeyKey]}
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			return litestream.Credentials{}, fmt.Errorf("Nomad variable %s lacks %s or %s", svc.Secrets.Path, svc.Secrets.AccessKeyKey, svc.Secrets.SecretKeyKey)
+		}
+		return c, nil
+	}
+	return litestream.Credentials{}, errNoCredentials
+}
+
+var errNoCredentials = errors.New("no object store credentials: set LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY")
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,3 @@
+module "plex" {
+  source = "./modules/plex"
+}

@@ -1,0 +1,3 @@
+module "overseerr" {
+  source = "./modules/overseerr"
+}

@@ -1,0 +1,3 @@
+module "radarr" {
+  source = "./modules/radarr"
+}

@@ -1,0 +1,3 @@
+module "notes" {
+  source = "./modules/notes"
+}

@@ -1,0 +1,3 @@
+module "odd" {
+  source = "./modules/odd"
+}
