@@ -470,8 +470,3 @@ func FuzzRemoveService(f *testing.F) {
 		}
 	})
 }
-
-func FuzzTrivialTmp(f *testing.F) {
-	f.Add([]byte("x"), "y")
-	f.Fuzz(func(t *testing.T, src []byte, s string) { _ = len(src) + len(s) })
-}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-migrate/ferry"
@@ -103,8 +104,8 @@ func (m *Migration) SourceFingerprint(db string) (*sqlite.Fingerprint, error) {
 func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 	steps := []runbook.Step{
 		{
-			Name: StepPreflight,
-			What: "check the cluster can take the job (agent, ACL, region, datacenters, CSI plugin, image architectures); changes nothing",
+			Name:  StepPreflight,
+			What:  "check the cluster can take the job (agent, ACL, region, datacenters, CSI plugin, image architectures); changes nothing",
 			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) { return rec.Facts["passed"] != "", nil },
 			Apply: func(ctx context.Context, rec *runbook.Record) error {
 				if err := m.Cluster.Preflight(ctx); err != nil {
@@ -135,8 +136,8 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 	warm, canWarm := m.Source.(Warm)
 	if m.Warm && canWarm {
 		steps = append(steps, runbook.Step{
-			Name: StepWarm,
-			What: "replicate the live databases to the object store while the service still serves, so the stop waits only for a final sync",
+			Name:  StepWarm,
+			What:  "replicate the live databases to the object store while the service still serves, so the stop waits only for a final sync",
 			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) { return rec.Facts["started"] != "", nil },
 			Apply: func(ctx context.Context, rec *runbook.Record) error {
 				if err := warm.StartWarm(ctx); err != nil {
@@ -198,6 +199,9 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 					}
 					if !fp.OK() {
 						return fmt.Errorf("database %s fails its integrity check in the stopped source: %s", db.Name, fp.Integrity)
+					}
+					if missing := missingTables(fp, db.UserTables); len(missing) > 0 {
+						return &EmptySourceError{Database: db.Name, Path: db.Path, Missing: missing}
 					}
 					out, _ := json.MarshalIndent(fp, "", "  ")
 					if err := runbook.WriteFileAtomic(m.fingerprintPath(db.Name), out, 0o600); err != nil {
@@ -470,6 +474,29 @@ func totalRows(fp *sqlite.Fingerprint) int64 {
 		n += t.Rows
 	}
 	return n
+}
+
+func missingTables(fp *sqlite.Fingerprint, tables []string) []string {
+	var missing []string
+	for _, t := range tables {
+		if _, ok := fp.Table(t); !ok {
+			missing = append(missing, t)
+		}
+	}
+	return missing
+}
+
+// EmptySourceError is a stopped source database that lacks the tables
+// its users' data lives in: what copying an Overseerr database without
+// its -wal gives. Migrating it would move an empty database.
+type EmptySourceError struct {
+	Database, Path string
+	Missing        []string
+}
+
+func (e *EmptySourceError) Error() string {
+	return fmt.Sprintf("database %s (%s) in the stopped source has no %s table(s): its rows may be in a -wal that is missing; refusing to migrate an empty database",
+		e.Database, e.Path, strings.Join(e.Missing, ", "))
 }
 
 // ParityError is a replica whose restore does not equal the source.

@@ -1,0 +1,519 @@
+package nomadtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/testenv"
+)
+
+// The contract test replays every exchange recorded from a real Nomad
+// v1.6.2 (../shared/nomad-api/<scenario>/*.json) against one double, in
+// order, scenario after scenario (they build on each other as in the
+// recording: c registers web, d fails v1 and auto-reverts, f drains, i
+// stops and purges). For each exchange it checks:
+//
+//   - the status code;
+//   - the body format (json / text / empty) and the Content-Type;
+//   - the presence of X-Nomad-Index and X-Nomad-KnownLeader;
+//   - for JSON bodies, that keys and value types match: every recorded key
+//     is present with the same JSON type, and the double sends no key Nomad
+//     never sends (the vocabulary of all recorded keys);
+//   - for error bodies (status >= 400), the exact text.
+//
+// What may differ, and why (see README "Volatile fields"):
+//
+//   - IDs, indexes, times, ports, host attributes: values are not compared.
+//     Recorded IDs in request paths are mapped to the double's: learned from
+//     answers (register -> EvalID), else resolved from what the recorded
+//     answer describes (the eval of that job and trigger, the deployment of
+//     that job version, the alloc of that job version, the only node).
+//   - null vs a value: whether a field is set depends on the moment (a
+//     deployment is null until the scheduler ran, StartedAt is null until a
+//     task starts). The double's simulated time runs much faster than the
+//     recorder's polling, so a null on either side matches any type. A GET
+//     whose shape does not match yet is re-asked with a blocking query until
+//     it does or 5s pass, so intermediate states are given a chance.
+//   - list lengths: each element the double sends is checked against the
+//     recorded first element; an empty list on either side checks nothing.
+//   - objects keyed by data (task names, groups, meta, check IDs): keys are
+//     not compared, values are checked against the first recorded value.
+//   - blocking queries: the recorded index is replaced by the last index the
+//     double answered for that path, and the wait is capped at 300ms: a
+//     timed-out recording (c/41) must answer the same index, a woken one
+//     (d/004) a higher one.
+//   - plain-text log bodies (status 200): contents are the tasks' output
+//     (python access logs with times in the recording), only the format is
+//     compared.
+//
+// Exemptions (checked less, with the reason) are listed in exempt.
+var exempt = map[string]string{
+	// Raft peers and leader are the double's own address semantics; the
+	// shape (a JSON string / list of strings) is still checked.
+}
+
+type exchange struct {
+	Method         string            `json:"method"`
+	Path           string            `json:"path"`
+	Query          map[string]string `json:"query"`
+	RequestBody    json.RawMessage   `json:"request_body"`
+	Status         int               `json:"status"`
+	Headers        map[string]string `json:"response_headers"`
+	Body           json.RawMessage   `json:"response_body"`
+	Format         string            `json:"response_body_format"`
+	name           string
+	recordedBody   any
+	recordedString string
+}
+
+// sharedDir finds ../shared/nomad-api relative to the module root.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("module root not found")
+		}
+		dir = parent
+	}
+	d := filepath.Join(dir, "..", "shared", "nomad-api")
+	if _, err := os.Stat(d); err != nil {
+		testenv.Skip(t, "recorded Nomad exchanges not found at "+d)
+	}
+	return d
+}
+
+func loadExchanges(t *testing.T, root string) (map[string][]*exchange, []string) {
+	t.Helper()
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDir := map[string][]*exchange{}
+	var order []string
+	for _, d := range dirs {
+		if !d.IsDir() || d.Name() == "jobspecs" {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(root, d.Name(), "*.json"))
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ex exchange
+			if err := json.Unmarshal(b, &ex); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			ex.name = d.Name() + "/" + filepath.Base(f)
+			if ex.Format == "json" {
+				ex.recordedBody = decodeGeneric(ex.Body)
+			} else if ex.Format == "text" {
+				json.Unmarshal(ex.Body, &ex.recordedString)
+			}
+			byDir[d.Name()] = append(byDir[d.Name()], &ex)
+		}
+		order = append(order, d.Name())
+	}
+	return byDir, order
+}
+
+// vocabulary is every object key any recorded body has.
+func vocabulary(all map[string][]*exchange) map[string]bool {
+	v := map[string]bool{}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, e := range x {
+				v[k] = true
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	for _, exs := range all {
+		for _, ex := range exs {
+			walk(ex.recordedBody)
+		}
+	}
+	return v
+}
+
+var uuidRe = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+type replayer struct {
+	t         *testing.T
+	s         *Server
+	vocab     map[string]bool
+	ids       map[string]string // recorded -> double
+	taken     map[string]bool   // double IDs already mapped
+	lastIndex map[string]string // path -> last X-Nomad-Index answered
+	checked   int
+}
+
+func TestContractReplaysEveryRecordedExchange(t *testing.T) {
+	root := sharedDir(t)
+	all, order := loadExchanges(t, root)
+	total := 0
+	for _, exs := range all {
+		total += len(exs)
+	}
+	if total != 343 {
+		t.Errorf("found %d recorded exchanges, want 343", total)
+	}
+	s := New(t, Options{Nodes: []Node{{Name: "vm", Arch: "amd64"}}, Step: 2 * time.Millisecond})
+	r := &replayer{t: t, s: s, vocab: vocabulary(all), ids: map[string]string{}, taken: map[string]bool{}, lastIndex: map[string]string{}}
+	for _, dir := range order {
+		for _, ex := range all[dir] {
+			r.setUp(ex)
+			if err := r.replay(ex); err != nil {
+				t.Errorf("%s: %s %s: %v", ex.name, ex.Method, ex.Path, err)
+			}
+		}
+	}
+	if r.checked != total {
+		t.Errorf("checked %d of %d exchanges", r.checked, total)
+	}
+}
+
+// setUp scripts the double the way the recorded scenario behaved.
+func (r *replayer) setUp(ex *exchange) {
+	switch ex.name {
+	case "d-failed-deploy-autorevert/003-jobs-register-v1-failing.json":
+		r.s.Script("web", Behavior{Outcome: MainFails, Reschedules: 2, Stderr: map[string]string{"app": "app: fatal: config missing\n"}})
+	case "e-prestart-failure/01-jobs-register.json":
+		r.s.Script("web-pre", Behavior{Outcome: PrestartFails, Reschedules: 2, Stderr: map[string]string{"restore": "restore: fatal\n"}})
+	case "f-drain/01-job-allocations-before.json":
+		r.s.Script("web", Behavior{})
+	case "j-batch-job/01-jobs-register.json":
+		r.s.OnBatch(func(BatchRun) BatchResult {
+			cfg := `{"replicas": 2, "mode": "primary"}` + "\n"
+			return BatchResult{Stdout: cfg, Files: map[string]string{"alloc/data/config.json": cfg}}
+		})
+	}
+}
+
+func (r *replayer) mapIDs(s string, ex *exchange) string {
+	return uuidRe.ReplaceAllStringFunc(s, func(id string) string {
+		if m, ok := r.ids[id]; ok {
+			return m
+		}
+		if m := r.resolve(id, ex); m != "" {
+			r.ids[id], r.taken[m] = m, true
+			return m
+		}
+		return id
+	})
+}
+
+// resolve finds the double's object a recorded ID in a path stands for,
+// from what the recorded answer describes.
+func (r *replayer) resolve(id string, ex *exchange) string {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	body, _ := ex.recordedBody.(map[string]any)
+	str := func(k string) string { v, _ := body[k].(string); return v }
+	switch {
+	case strings.HasPrefix(ex.Path, "/v1/node/"):
+		if ex.Status == 404 {
+			return ""
+		}
+		return s.nodes[0].id
+	case strings.HasPrefix(ex.Path, "/v1/evaluation/"):
+		var fallback string
+		for i := len(s.evalOrder) - 1; i >= 0; i-- {
+			e := s.evals[s.evalOrder[i]]
+			if e.JobID != str("JobID") || r.taken[e.ID] {
+				continue
+			}
+			if e.TriggeredBy == str("TriggeredBy") {
+				return e.ID
+			}
+			if fallback == "" {
+				fallback = e.ID
+			}
+		}
+		return fallback
+	case strings.HasPrefix(ex.Path, "/v1/deployment/"):
+		v, _ := body["JobVersion"].(json.Number)
+		for i := len(s.depOrder) - 1; i >= 0; i-- {
+			d := s.deps[s.depOrder[i]]
+			if d.JobID == str("JobID") && strconv.FormatUint(d.JobVersion, 10) == v.String() {
+				return d.ID
+			}
+		}
+	case strings.HasPrefix(ex.Path, "/v1/allocation/"), strings.HasPrefix(ex.Path, "/v1/client/"):
+		var version string
+		if j, ok := body["Job"].(map[string]any); ok {
+			if v, ok := j["Version"].(json.Number); ok {
+				version = v.String()
+			}
+		}
+		for _, aid := range s.allocOrd {
+			ar := s.allocs[aid]
+			if ar.a.JobID == str("JobID") && !r.taken[aid] && (version == "" || strconv.FormatUint(ar.version, 10) == version) {
+				return aid
+			}
+		}
+	}
+	return ""
+}
+
+func (r *replayer) request(ex *exchange) (*http.Request, time.Duration) {
+	q := url.Values{}
+	wait := time.Duration(0)
+	for k, v := range ex.Query {
+		q.Set(k, r.mapIDs(v, ex))
+	}
+	path := r.mapIDs(ex.Path, ex)
+	if ex.Query["index"] != "" {
+		if last, ok := r.lastIndex[path]; ok {
+			q.Set("index", last)
+		}
+		wait = 300 * time.Millisecond
+		if ex.Headers["X-Nomad-Index"] != ex.Query["index"] {
+			wait = 3 * time.Second // woken by a change: must not wait it out
+		}
+		q.Set("wait", wait.String())
+	}
+	var body io.Reader
+	if len(ex.RequestBody) > 0 && string(ex.RequestBody) != "null" {
+		var s string
+		if json.Unmarshal(ex.RequestBody, &s) == nil {
+			body = strings.NewReader(s) // raw (malformed) text as recorded
+		} else {
+			body = strings.NewReader(r.mapIDs(string(ex.RequestBody), ex))
+		}
+	}
+	req, err := http.NewRequest(ex.Method, r.s.URL+path+"?"+q.Encode(), body)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return req, wait
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *replayer) send(req *http.Request) (answer, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b}, err
+}
+
+func (r *replayer) replay(ex *exchange) error {
+	r.checked++
+	deadline := time.Now().Add(5 * time.Second)
+	var last error
+	for attempt := 0; ; attempt++ {
+		req, wait := r.request(ex)
+		if attempt > 0 {
+			// Ask again once something changed (blocking query on the
+			// last index this path answered), to give the double's
+			// state the chance to reach the recorded one.
+			q := req.URL.Query()
+			if idx, ok := r.lastIndex[req.URL.Path]; ok && q.Get("index") == "" {
+				q.Set("index", idx)
+				q.Set("wait", "200ms")
+				req.URL.RawQuery = q.Encode()
+			}
+		}
+		sentIndex := req.URL.Query().Get("index")
+		ans, err := r.send(req)
+		if err != nil {
+			return err
+		}
+		if idx := ans.header.Get("X-Nomad-Index"); idx != "" {
+			r.lastIndex[req.URL.Path] = idx
+		}
+		last = r.check(ex, ans)
+		if last == nil && wait > 0 && attempt == 0 {
+			last = checkBlocking(ex, sentIndex, ans)
+		}
+		if last == nil {
+			r.learn(ex, ans)
+			return nil
+		}
+		if ex.Method != "GET" || time.Now().After(deadline) {
+			return last
+		}
+	}
+}
+
+// checkBlocking: a recorded timeout answers the index it was asked with,
+// a recorded wake-up a higher one.
+func checkBlocking(ex *exchange, sent string, ans answer) error {
+	got, _ := strconv.ParseUint(ans.header.Get("X-Nomad-Index"), 10, 64)
+	asked, _ := strconv.ParseUint(sent, 10, 64)
+	timedOut := ex.Headers["X-Nomad-Index"] == ex.Query["index"]
+	if timedOut && got != asked {
+		return fmt.Errorf("blocking query timed out in the recording: index %d, want the asked %d", got, asked)
+	}
+	if !timedOut && got <= asked {
+		return fmt.Errorf("blocking query was woken in the recording: index %d, want above %d", got, asked)
+	}
+	return nil
+}
+
+func (r *replayer) check(ex *exchange, ans answer) error {
+	if ans.status != ex.Status {
+		return fmt.Errorf("status %d, want %d (body %.200q)", ans.status, ex.Status, ans.body)
+	}
+	if got, want := ans.header.Get("Content-Type"), ex.Headers["Content-Type"]; got != want {
+		return fmt.Errorf("Content-Type %q, want %q", got, want)
+	}
+	for _, h := range []string{"X-Nomad-Index", "X-Nomad-KnownLeader"} {
+		_, want := ex.Headers[h]
+		if got := ans.header.Get(h) != ""; got != want {
+			return fmt.Errorf("header %s present=%v, want %v", h, got, want)
+		}
+	}
+	switch ex.Format {
+	case "empty":
+		if len(ans.body) != 0 {
+			return fmt.Errorf("body %q, want empty", ans.body)
+		}
+	case "text":
+		if ex.Status >= 400 && string(ans.body) != ex.recordedString {
+			return fmt.Errorf("error text %q, want %q", ans.body, ex.recordedString)
+		}
+	case "json":
+		if !json.Valid(ans.body) {
+			return fmt.Errorf("body is not JSON: %.200q", ans.body)
+		}
+		ours := decodeGeneric(bytes.TrimSpace(ans.body))
+		root := ""
+		if strings.HasSuffix(ex.Path, "/checks") {
+			root = "Checks by ID"
+		}
+		var errs []string
+		r.compare("$", root, ex.recordedBody, ours, &errs)
+		if len(errs) > 0 {
+			sort.Strings(errs)
+			if len(errs) > 8 {
+				errs = append(errs[:8], fmt.Sprintf("... %d more", len(errs)-8))
+			}
+			return fmt.Errorf("shape differs:\n\t%s", strings.Join(errs, "\n\t"))
+		}
+	}
+	return nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// compare checks ours against the recorded value rec at path p; key is
+// the object key the values sit under.
+func (r *replayer) compare(p, key string, rec, ours any, errs *[]string) {
+	if rec == nil || ours == nil {
+		return
+	}
+	if jsonType(rec) != jsonType(ours) {
+		*errs = append(*errs, fmt.Sprintf("%s: %s, want %s", p, jsonType(ours), jsonType(rec)))
+		return
+	}
+	switch rv := rec.(type) {
+	case map[string]any:
+		ov := ours.(map[string]any)
+		if dataKeys[key] || key == "Checks by ID" {
+			var first any
+			for _, x := range rv {
+				first = x
+				break
+			}
+			for k, x := range ov {
+				r.compare(p+"."+k, "", first, x, errs)
+			}
+			return
+		}
+		for k, x := range rv {
+			o, ok := ov[k]
+			if !ok {
+				*errs = append(*errs, fmt.Sprintf("%s.%s: missing", p, k))
+				continue
+			}
+			r.compare(p+"."+k, k, x, o, errs)
+		}
+		for k := range ov {
+			if _, ok := rv[k]; !ok && !r.vocab[k] {
+				*errs = append(*errs, fmt.Sprintf("%s.%s: a key Nomad never sends", p, k))
+			}
+		}
+	case []any:
+		ol := ours.([]any)
+		if len(rv) == 0 {
+			return
+		}
+		for i, x := range ol {
+			r.compare(fmt.Sprintf("%s[%d]", p, i), "", rv[0], x, errs)
+		}
+	}
+}
+
+// learn maps recorded IDs to the double's from an answer that matched.
+func (r *replayer) learn(ex *exchange, ans answer) {
+	rec, ok := ex.recordedBody.(map[string]any)
+	if !ok {
+		return
+	}
+	ours, ok := decodeGeneric(bytes.TrimSpace(ans.body)).(map[string]any)
+	if !ok {
+		return
+	}
+	for _, k := range []string{"ID", "EvalID", "DeploymentID", "NodeID"} {
+		rv, _ := rec[k].(string)
+		ov, _ := ours[k].(string)
+		if uuidRe.MatchString(rv) && ov != "" {
+			if _, known := r.ids[rv]; !known {
+				r.ids[rv], r.taken[ov] = ov, true
+			}
+		}
+	}
+}
