@@ -45,9 +45,11 @@ func (e *ReferencedError) Error() string {
 //   - *ReferencedError, when other services refer to it by depends_on,
 //     links, extends, volumes_from, or network_mode, ipc or pid
 //     "service:<name>";
-//   - a plain error for a file it cannot edit line by line: flow-style
-//     services, an anchor in the service aliased elsewhere, more than one
-//     YAML document, the only service of the file, bare CR line breaks.
+//   - a plain error for invalid YAML, and for a file it cannot edit line
+//     by line: flow-style services, an anchor in the service aliased
+//     elsewhere, more than one YAML document, bare CR line breaks; and for
+//     the only service of the file, whose removal would leave a compose
+//     file with no services.
 //
 // A nil error means the result was re-parsed and decodes to exactly src's
 // content minus the service.
@@ -238,10 +240,10 @@ func walk(n *yaml.Node, visit func(*yaml.Node) bool) {
 	}
 }
 
-// cut removes e's lines from src. Lines are the service's when they lie
-// between its key and the next key (e.next) and are indented deeper than
-// its key; comments at or left of the key's indentation there belong to
-// what follows and stay. The comment block directly above the key and the
+// cut removes e's lines from src: from its key to the last line before
+// the next key (e.next) that is indented deeper than the key. Comments
+// after that line at or left of the key's indentation belong to what
+// follows and stay. The comment block directly above the key and the
 // blank lines on one side go too (see RemoveService).
 func cut(src []byte, e entry) ([]byte, error) {
 	lines := bytes.SplitAfter(src, []byte("\n"))

@@ -330,6 +330,10 @@ func TestRemoveServiceRefuses(t *testing.T) {
 			src: "services:\n  a:\n    network_mode: service:b\n  b:\n    image: b\n",
 		},
 		{
+			name: "ipc and pid", service: "b", by: []string{"a (ipc)", "c (pid)"},
+			src: "services:\n  a:\n    ipc: service:b\n  b:\n    image: b\n  c:\n    pid: service:b\n",
+		},
+		{
 			name: "volumes_from", service: "b", by: []string{"a (volumes_from)", "c (volumes_from)"},
 			src: "services:\n  a:\n    volumes_from: [\"b:ro\"]\n  b:\n    image: b\n  c:\n    volumes_from: [\"service:b\"]\n",
 		},

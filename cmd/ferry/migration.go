@@ -236,6 +236,7 @@ func cmdFinish(ctx context.Context, e *env, args []string) error {
 	fs := flags(e, "finish", "-f ferry.hcl [--now]")
 	f := addMigrationFlags(fs, false)
 	now := fs.Bool("now", false, "do not wait for the end of the hold period")
+	keepFile := fs.Bool("keep-compose-file", false, "remove the container but leave the compose file as it is")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func cmdFinish(ctx context.Context, e *env, args []string) error {
 		composeFile = filepath.Join(filepath.Dir(*f.spec), composeFile)
 	}
 	var edited []byte
-	if composeFile != "" {
+	if composeFile != "" && !*keepFile {
 		src, err := os.ReadFile(composeFile)
 		if err != nil {
 			return fmt.Errorf("finish: %w", err)

@@ -45,6 +45,8 @@ func commands() map[string]command {
 		"rollback":    {summary: "stop the Nomad job and start the compose container again", run: cmdRollback},
 		"finish":      {summary: "after the hold period, remove the compose service", run: cmdFinish},
 		"status":      {summary: "where the migration stands", run: cmdStatus},
+		"drill":       {summary: "drill restore | failover: prove the backup restores and the service survives its node", run: cmdDrill},
+		"restore":     {summary: "restore a replica (latest, or at a time or txid) to a local file", run: cmdRestore},
 	}
 }
 

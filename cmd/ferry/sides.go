@@ -61,25 +61,15 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 		return nil, nil, err
 	}
 
-	nc, err := nomad.New(nomad.Config{
-		Address:   firstNonEmpty(f.nomadAddr, os.Getenv("NOMAD_ADDR")),
-		Token:     os.Getenv("NOMAD_TOKEN"),
-		Region:    svc.Target.Region,
-		Namespace: svc.Target.Namespace,
-	}, e.log)
+	nc, err := f.nomad(e, svc)
 	if err != nil {
 		dh.Close()
 		return nil, nil, err
 	}
-
-	creds, err := credentials(ctx, svc, nc)
+	raw, creds, err := f.replicas(ctx, e, svc, nc)
 	if err != nil {
 		dh.Close()
 		return nil, nil, err
-	}
-	store := svc.ObjectStore
-	if f.s3Endpoint != "" {
-		store.Endpoint = f.s3Endpoint
 	}
 	j, err := runbook.OpenJournal(filepath.Join(dir, "journal.json"), svc.Name)
 	if err != nil {
@@ -87,25 +77,19 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 		return nil, nil, err
 	}
 	replicas := map[string]migrate.Replica{}
-	for _, db := range svc.Databases {
-		r, err := litestream.Open(ctx, store, db.ReplicaPath, creds, e.log)
-		if err != nil {
-			dh.Close()
-			return nil, nil, err
-		}
+	for name, r := range raw {
 		// A replica this migration seeded before (then rolled back) is
 		// replaced by the next seed; anyone else's needs --force-seed.
 		ours := false
-		if rec := j.Lookup(migrate.StepSeed + ":" + db.Name); rec != nil && rec.Facts["txid"] != "" {
+		if rec := j.Lookup(migrate.StepSeed + ":" + name); rec != nil && rec.Facts["txid"] != "" {
 			ours = true
 		}
-		replicas[db.Name] = adapt.Replica(r, "ferry migrate "+svc.Name, f.forceSeed || ours)
+		replicas[name] = adapt.Replica(r, "ferry migrate "+svc.Name, f.forceSeed || ours)
 	}
 
 	warmImage := firstNonEmpty(f.warmImage, svc.Litestream.Image)
 	warmEnv := []string{"LITESTREAM_ACCESS_KEY_ID=" + creds.AccessKeyID, "LITESTREAM_SECRET_ACCESS_KEY=" + creds.SecretAccessKey}
-	warmStore := svc.ObjectStore
-	warmStore.Endpoint = store.Endpoint
+	warmStore := f.store(svc)
 	cluster := &adapt.NomadCluster{
 		Client:    nc,
 		Service:   svc,
@@ -130,6 +114,41 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 		Log:      e.log,
 	}
 	return m, func() { dh.Close() }, nil
+}
+
+func (f *sideFlags) nomad(e *env, svc *ferry.Service) (*nomad.Client, error) {
+	return nomad.New(nomad.Config{
+		Address:   firstNonEmpty(f.nomadAddr, os.Getenv("NOMAD_ADDR")),
+		Token:     os.Getenv("NOMAD_TOKEN"),
+		Region:    svc.Target.Region,
+		Namespace: svc.Target.Namespace,
+	}, e.log)
+}
+
+// store is the object store as reachable from this machine.
+func (f *sideFlags) store(svc *ferry.Service) ferry.ObjectStore {
+	store := svc.ObjectStore
+	if f.s3Endpoint != "" {
+		store.Endpoint = f.s3Endpoint
+	}
+	return store
+}
+
+// replicas opens the replica of every database of svc.
+func (f *sideFlags) replicas(ctx context.Context, e *env, svc *ferry.Service, nc *nomad.Client) (map[string]*litestream.Replica, litestream.Credentials, error) {
+	creds, err := credentials(ctx, svc, nc)
+	if err != nil {
+		return nil, creds, err
+	}
+	out := map[string]*litestream.Replica{}
+	for _, db := range svc.Databases {
+		r, err := litestream.Open(ctx, f.store(svc), db.ReplicaPath, creds, e.log)
+		if err != nil {
+			return nil, creds, err
+		}
+		out[db.Name] = r
+	}
+	return out, creds, nil
 }
 
 // withStore is svc with another object store address (the one the compose
