@@ -64,8 +64,15 @@ func restoreOne(ctx context.Context, svc *ferry.Service, db ferry.Database, r *l
 	res := &RestoreResult{Database: db.Name, Replica: "s3://" + svc.ObjectStore.Bucket + "/" + db.ReplicaPath}
 	problem := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
 	info, err := r.Inspect(ctx)
-	if err != nil {
-		problem("inspect: %v", err)
+	switch {
+	case errors.Is(err, litestream.ErrAccessDenied):
+		problem("access denied by the object store (wrong or revoked credentials): %v", err)
+		return res
+	case errors.Is(err, litestream.ErrNoSuchBucket):
+		problem("the bucket %s does not exist: %v", svc.ObjectStore.Bucket, err)
+		return res
+	case err != nil:
+		problem("the object store cannot be read: %v", err)
 		return res
 	}
 	if info.Version == 0 {
