@@ -38,7 +38,7 @@ func service(srv *s3test.Server, bucket string) *ferry.Service {
 	return svc
 }
 
-func open(t *testing.T, svc *ferry.Service, creds litestream.Credentials) map[string]*litestream.Replica {
+func open(t testing.TB, svc *ferry.Service, creds litestream.Credentials) map[string]*litestream.Replica {
 	t.Helper()
 	r, err := litestream.Open(context.Background(), svc.ObjectStore, "db", creds, nil)
 	if err != nil {
