@@ -336,18 +336,50 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 		return Position{}, fmt.Errorf("seed: %w", &ReplicaExistsError{Version: 3, Latest: info.Updated, Size: info.Size})
 	}
 
-	stage, err := os.MkdirTemp(opt.TempDir, "ferry-seed-")
+	// A database in WAL mode without a -wal file holds every
+	// transaction in its file: it is read in place (never written), and
+	// must not change until every page was read. Otherwise it is staged.
+	var (
+		total  int64
+		upload func(ctx context.Context) (Position, error)
+	)
+	ps, commit, direct, err := directSource(dbPath)
 	if err != nil {
 		return Position{}, fmt.Errorf("seed: %w", err)
 	}
-	defer os.RemoveAll(stage)
-	staged := filepath.Join(stage, filepath.Base(dbPath))
-	stageStart := time.Now()
-	total, err := stageCopy(dbPath, staged)
-	if err != nil {
-		return Position{}, fmt.Errorf("seed: %w", err)
+	if direct {
+		before, err := statPair(dbPath)
+		if err != nil {
+			return Position{}, fmt.Errorf("seed: %w", err)
+		}
+		total = int64(ps) * int64(commit)
+		upload = func(ctx context.Context) (Position, error) {
+			return r.seedSnapshot(ctx, dbPath, ps, commit, func() error {
+				after, err := statPair(dbPath)
+				if err != nil {
+					return err
+				}
+				if _, err := os.Stat(dbPath + "-journal"); err == nil || !slices.Equal(before, after) {
+					return errStagingChanged
+				}
+				return nil
+			})
+		}
+	} else {
+		stage, err := os.MkdirTemp(opt.TempDir, "ferry-seed-")
+		if err != nil {
+			return Position{}, fmt.Errorf("seed: %w", err)
+		}
+		defer os.RemoveAll(stage)
+		staged := filepath.Join(stage, filepath.Base(dbPath))
+		stageStart := time.Now()
+		total, err = stageCopy(dbPath, staged)
+		if err != nil {
+			return Position{}, fmt.Errorf("seed: %w", err)
+		}
+		r.logger.Debug("seed staged", "bytes", total, "took", time.Since(stageStart))
+		upload = func(ctx context.Context) (Position, error) { return r.seedStaged(ctx, staged) }
 	}
-	r.logger.Debug("seed staged", "bytes", total, "took", time.Since(stageStart))
 
 	start := r.bytes.Load()
 	stop := make(chan struct{})
@@ -374,7 +406,9 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 	defer cancelRenew(nil)
 	wg.Go(func() { r.renewLoop(renewCtx, l, cancelRenew) })
 
-	pos, err := r.seedStaged(renewCtx, staged)
+	uploadStart := time.Now()
+	pos, err := upload(renewCtx)
+	r.logger.Debug("seed uploaded", "in_place", direct, "took", time.Since(uploadStart), "err", err)
 	if err != nil {
 		if cause := context.Cause(renewCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
@@ -410,19 +444,14 @@ func (r *Replica) renewLoop(ctx context.Context, l *leaser, fail context.CancelC
 // seedStaged uploads the staged copy as a snapshot (see seedSnapshot),
 // or, when that does not apply, with litestream's own sync.
 func (r *Replica) seedStaged(ctx context.Context, staged string) (Position, error) {
-	start := time.Now()
 	pageSize, commit, ok, err := checkpointStaged(ctx, staged)
 	if err != nil {
 		return Position{}, err
 	}
-	r.logger.Debug("seed checkpointed", "snapshot", ok, "took", time.Since(start))
 	if !ok {
 		return r.replicateOnce(ctx, staged)
 	}
-	start = time.Now()
-	pos, err := r.seedSnapshot(ctx, staged, pageSize, commit)
-	r.logger.Debug("seed uploaded", "took", time.Since(start), "err", err)
-	return pos, err
+	return r.seedSnapshot(ctx, staged, pageSize, commit, nil)
 }
 
 // replicateOnce runs litestream's DB on a staged copy, syncs it to the
@@ -552,7 +581,7 @@ func (r *Replica) restoreLTX(ctx context.Context, tmp string, plan []*ltx.FileIn
 		return err
 	}
 	start := time.Now()
-	if err := applyPlan(ctx, r.client, plan, f); err != nil {
+	if err := applyPlan(ctx, r.client, plan, f, r.logger); err != nil {
 		f.Close()
 		return err
 	}
@@ -600,7 +629,11 @@ func (r *Replica) restoreLibrary(ctx context.Context, tmp string, opt RestoreOpt
 // integrityCheck runs PRAGMA integrity_check on a closed database file,
 // opened immutable so nothing is written beside it.
 func integrityCheck(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	return integrityCheckQ(ctx, path, "")
+}
+
+func integrityCheckQ(ctx context.Context, path, q string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1"+q)
 	if err != nil {
 		return err
 	}

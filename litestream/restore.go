@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	ls "github.com/benbjohnson/litestream"
 	"github.com/superfly/ltx"
@@ -30,11 +32,12 @@ import (
 // written); the result is then verified against the last file's
 // post-apply checksum (the checksum of the whole database after that
 // transaction), so a wrong or missing page anywhere fails the restore.
-func applyPlan(ctx context.Context, client ls.ReplicaClient, plan []*ltx.FileInfo, f *os.File) error {
+func applyPlan(ctx context.Context, client ls.ReplicaClient, plan []*ltx.FileInfo, f *os.File, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	fetch := newPlanFetcher(ctx, client, plan)
 	defer fetch.close()
+	defer func() { logger.Debug("restore download", "waited", fetch.waited) }()
 	var (
 		pageSize uint32
 		last     ltx.Header
@@ -299,7 +302,7 @@ func checksumFile(f *os.File, pageSize, commit uint32) (ltx.Checksum, error) {
 // Download pipeline.
 
 const (
-	fetchChunk   = 8 << 20 // bytes per ranged GET
+	fetchChunk   = 4 << 20 // bytes per ranged GET
 	fetchBuffers = 6       // chunks held at once (downloading or unread)
 	fetchWorkers = 4       // GETs in flight
 	fetchRetries = 3       // attempts per chunk when a body read fails
@@ -320,7 +323,8 @@ type planFetcher struct {
 	mu       sync.Mutex
 	firstErr error
 
-	pending *fetchSeg // next segment, read from order, not yet consumed
+	pending *fetchSeg     // next segment, read from order, not yet consumed
+	waited  time.Duration // decoder's time waiting for downloads
 }
 
 type fetchSeg struct {
@@ -476,11 +480,13 @@ func (p *planFetcher) next(i int) (*fetchSeg, error) {
 		return nil, nil
 	}
 	p.pending = nil
+	start := time.Now()
 	select {
 	case <-seg.done:
 	case <-p.ctx.Done():
 		return nil, p.ctx.Err()
 	}
+	p.waited += time.Since(start)
 	if seg.err != nil {
 		return nil, seg.err
 	}

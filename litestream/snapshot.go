@@ -59,34 +59,45 @@ func checkpointStaged(ctx context.Context, path string) (pageSize, commit uint32
 	} else if busy != 0 || walPages != done {
 		return 0, 0, false, fmt.Errorf("staged copy: checkpoint incomplete (busy=%d, wal=%d, checkpointed=%d)", busy, walPages, done)
 	}
-	var ps int64
-	if err := db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&ps); err != nil {
-		return 0, 0, false, fmt.Errorf("staged copy: %w", err)
-	}
 	if err := db.Close(); err != nil {
 		return 0, 0, false, err
 	}
 	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() != 0 {
 		return 0, 0, false, nil
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if !ltx.IsValidPageSize(uint32(ps)) || fi.Size() == 0 || fi.Size()%ps != 0 || fi.Size()/ps > 1<<31 {
-		return 0, 0, false, nil
-	}
-	// The header's page count, when valid (version-valid-for equals the
-	// change counter), must agree with the file.
+	return snapshotGeometry(path)
+}
+
+// snapshotGeometry reads the page size and page count of the database
+// file at path from its header. ok is false when the file is empty, not
+// in WAL mode, or its size disagrees with the header.
+func snapshotGeometry(path string) (pageSize, commit uint32, ok bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, false, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, false, err
+	}
 	var h [100]byte
+	if fi.Size() < int64(len(h)) {
+		return 0, 0, false, nil
+	}
 	if _, err := f.ReadAt(h[:], 0); err != nil {
 		return 0, 0, false, err
 	}
+	ps := int64(binary.BigEndian.Uint16(h[16:]))
+	if ps == 1 {
+		ps = 65536
+	}
+	if string(h[:16]) != "SQLite format 3\x00" || h[18] != 2 || h[19] != 2 ||
+		!ltx.IsValidPageSize(uint32(ps)) || fi.Size()%ps != 0 || fi.Size()/ps >= 1<<31 {
+		return 0, 0, false, nil
+	}
+	// The header's page count, when valid (version-valid-for equals the
+	// change counter), must agree with the file.
 	n := binary.BigEndian.Uint32(h[28:])
 	if binary.BigEndian.Uint32(h[92:]) == binary.BigEndian.Uint32(h[24:]) && int64(n) != fi.Size()/ps {
 		return 0, 0, false, nil
@@ -94,9 +105,28 @@ func checkpointStaged(ctx context.Context, path string) (pageSize, commit uint32
 	return uint32(ps), uint32(fi.Size() / ps), true, nil
 }
 
+// directSource reports whether the database at path can be uploaded as it
+// is, without a staged copy: in WAL mode with no -wal file (or an empty
+// one, so the file holds every transaction), and a header that agrees
+// with its size.
+func directSource(path string) (pageSize, commit uint32, ok bool, err error) {
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() != 0 {
+		return 0, 0, false, nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, false, err
+	}
+	if _, err := os.Stat(path + "-journal"); err == nil {
+		return 0, 0, false, nil
+	}
+	return snapshotGeometry(path)
+}
+
 // seedSnapshot uploads the checkpointed staged database as the replica's
 // first LTX file and proves the replica covers it.
-func (r *Replica) seedSnapshot(ctx context.Context, path string, pageSize, commit uint32) (Position, error) {
+//
+// unchanged, when set, is called after every page was read and before
+// the file is completed; an error from it aborts the upload.
+func (r *Replica) seedSnapshot(ctx context.Context, path string, pageSize, commit uint32, unchanged func() error) (Position, error) {
 	const txid = ltx.TXID(1)
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,7 +150,7 @@ func (r *Replica) seedSnapshot(ctx context.Context, path string, pageSize, commi
 	defer cancel()
 	encErr := make(chan error, 1)
 	go func() {
-		_, err := encodeSnapshot(ectx, pw, f, hdr, runtime.GOMAXPROCS(0))
+		_, err := encodeSnapshot(ectx, pw, f, hdr, runtime.GOMAXPROCS(0), unchanged)
 		pw.CloseWithError(cmpErr(err, io.EOF))
 		encErr <- err
 	}()
@@ -170,7 +200,9 @@ type snapChunk struct {
 // encodeSnapshot writes an LTX snapshot of the commit pages of f, under
 // hdr, to w: pages are read and compressed by workers in parallel and
 // written, hashed and indexed in order. It returns the bytes written.
-func encodeSnapshot(ctx context.Context, w io.Writer, f io.ReaderAt, hdr ltx.Header, workers int) (int64, error) {
+// check, when set, runs after the last page was read; its error stops
+// the encoding before the file is complete.
+func encodeSnapshot(ctx context.Context, w io.Writer, f io.ReaderAt, hdr ltx.Header, workers int, check func() error) (int64, error) {
 	if err := hdr.Validate(); err != nil {
 		return 0, err
 	}
@@ -272,6 +304,11 @@ func encodeSnapshot(ctx context.Context, w io.Writer, f io.ReaderAt, hdr ltx.Hea
 	}
 	if err := ctx.Err(); err != nil {
 		return n, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return n, err
+		}
 	}
 
 	// End of pages, page index, its end marker and size, trailer.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 
 	"os"
 	"path/filepath"
@@ -101,7 +102,7 @@ func TestEncodeSnapshotMatchesEncoder(t *testing.T) {
 			want := encodeWithLibrary(t, tc.f, tc.hdr)
 			for _, workers := range []int{1, 3} {
 				var got bytes.Buffer
-				n, err := encodeSnapshot(ctx, &got, tc.f, tc.hdr, workers)
+				n, err := encodeSnapshot(ctx, &got, tc.f, tc.hdr, workers, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,7 +122,7 @@ func TestEncodeSnapshotReadError(t *testing.T) {
 	hdr := ltx.Header{Version: ltx.Version, Flags: ltx.HeaderFlagNoChecksum, PageSize: 4096,
 		Commit: 1000, MinTXID: 1, MaxTXID: 1, Timestamp: 1, WALOffset: 32}
 	var buf bytes.Buffer
-	_, err := encodeSnapshot(context.Background(), &buf, shortFile{500 * 4096}, hdr, 2)
+	_, err := encodeSnapshot(context.Background(), &buf, shortFile{500 * 4096}, hdr, 2, nil)
 	if err == nil {
 		t.Fatal("no error for a short file")
 	}
@@ -179,4 +180,29 @@ func TestReplicateAfterSeedAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFingerprint(t, want, again)
+}
+
+// A source that changed while it was read in place aborts the upload:
+// the replica holds nothing.
+func TestSeedSnapshotChangedAborts(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Local(t)
+	r := openReplica(t, srv, srv.CreateBucket(t, ""), "db")
+	src := filepath.Join(t.TempDir(), "r.db")
+	sqlitetest.Random(t, src, 30) // more than one multipart part
+	ps, commit, ok, err := directSource(src)
+	if err != nil || !ok {
+		t.Fatalf("direct source: %v %v", ok, err)
+	}
+	_, err = r.seedSnapshot(ctx, src, ps, commit, func() error { return errStagingChanged })
+	if !errors.Is(err, errStagingChanged) {
+		t.Fatalf("err = %v", err)
+	}
+	info, err := r.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != 0 {
+		t.Fatalf("replica after aborted seed: %+v", info)
+	}
 }

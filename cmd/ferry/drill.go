@@ -80,7 +80,7 @@ func cmdDrillRestore(ctx context.Context, e *env, args []string) error {
 				status = "FAILED"
 			}
 			fmt.Fprintf(e.stdout, "database %s (%s): %s\n  latest write %s (%s ago), txid %d, %s restored in %s\n",
-				r.Database, r.Replica, status, r.LatestWrite.Format(time.RFC3339), r.Age.Round(time.Second), r.TXID, bytes(r.Size), r.RestoreTime.Round(time.Millisecond))
+				r.Database, r.Replica, status, r.LatestWrite.Format(time.RFC3339), r.Age.Round(time.Second), r.TXID, byteSize(r.Size), r.RestoreTime.Round(time.Millisecond))
 			for _, p := range r.Problems {
 				fmt.Fprintf(e.stdout, "  problem: %s\n", p)
 			}

@@ -54,16 +54,16 @@ func (u *stepUI) Progress(step string, done, total int64) {
 	}
 	u.last[step] = now
 	if total <= 0 {
-		fmt.Fprintf(u.w, "       %s %s\n", step, bytes(done))
+		fmt.Fprintf(u.w, "       %s %s\n", step, byteSize(done))
 		return
 	}
 	const width = 30
 	n := int(float64(width) * float64(done) / float64(total))
 	n = min(max(n, 0), width)
-	fmt.Fprintf(u.w, "       %s [%s%s] %s / %s\n", step, strings.Repeat("#", n), strings.Repeat(".", width-n), bytes(done), bytes(total))
+	fmt.Fprintf(u.w, "       %s [%s%s] %s / %s\n", step, strings.Repeat("#", n), strings.Repeat(".", width-n), byteSize(done), byteSize(total))
 }
 
-func bytes(n int64) string {
+func byteSize(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))

@@ -6,6 +6,8 @@
 package dockertest
 
 import (
+	"github.com/containerd/errdefs"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -247,7 +249,8 @@ func ComposeService(t testing.TB, h *docker.Host, project, service, img, vol, mo
 	}
 	s.ContainerID = created.ID
 	t.Cleanup(func() {
-		if err := h.API().ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true}); err != nil {
+		// The test may have removed it (ferry finish does).
+		if err := h.API().ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			t.Errorf("remove container %s: %v", s.ContainerName, err)
 		}
 	})

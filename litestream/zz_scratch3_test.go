@@ -1,0 +1,3 @@
+package litestream
+import "time"
+var timeZero time.Time
