@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -95,7 +96,7 @@ func (l *leaser) acquire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read lease: %w", err)
 	}
-	if cur != nil && cur.Token != l.mine.Token && cur.Live(time.Now()) {
+	if cur != nil && cur.Token != l.mine.Token && cur.Live(time.Now()) && !l.holderGone(cur) {
 		return &LeaseHeldError{Lease: *cur}
 	}
 	now := time.Now().UTC()
@@ -123,6 +124,17 @@ func (l *leaser) acquire(ctx context.Context) error {
 		l.etag = etag
 	}
 	return nil
+}
+
+// holderGone reports whether cur was taken by a process of this host that
+// no longer exists (a ferry killed mid-seed): its lease protects nothing,
+// and waiting for it to expire would only delay the resumed migration.
+// A reused PID looks alive, which errs on the safe side.
+func (l *leaser) holderGone(cur *Lease) bool {
+	if cur.Hostname != l.mine.Hostname || cur.PID <= 0 || cur.PID == l.mine.PID {
+		return false
+	}
+	return errors.Is(syscall.Kill(cur.PID, 0), syscall.ESRCH)
 }
 
 func (l *leaser) heldBy(ctx context.Context) error {

@@ -1,7 +1,9 @@
 package litestream
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,17 +44,13 @@ func applyPlan(ctx context.Context, client ls.ReplicaClient, plan []*ltx.FileInf
 		pageSize uint32
 		last     ltx.Header
 		trailer  ltx.Trailer
-		pw       *pageWriter
+		st       applyState
 	)
-	defer func() {
-		if pw != nil {
-			pw.close()
-		}
-	}()
+	defer st.close()
 	for i, info := range plan {
 		name := ltx.FormatFilename(info.MinTXID, info.MaxTXID)
 		rd := fetch.file(i)
-		hdr, tr, err := applyFile(rd, f, &pw, pageSize)
+		hdr, tr, err := st.apply(rd, f, pageSize)
 		if err == nil && rd.remaining() {
 			err = errors.New("unexpected data after trailer")
 		}
@@ -64,13 +62,7 @@ func applyPlan(ctx context.Context, client ls.ReplicaClient, plan []*ltx.FileInf
 		}
 		pageSize, last, trailer = hdr.PageSize, hdr, tr
 	}
-	if pw != nil {
-		err := pw.close()
-		pw = nil
-		if err != nil {
-			return err
-		}
-	}
+	st.close()
 	if err := f.Truncate(int64(last.Commit) * int64(pageSize)); err != nil {
 		return err
 	}
@@ -93,9 +85,45 @@ func applyPlan(ctx context.Context, client ls.ReplicaClient, plan []*ltx.FileInf
 	return nil
 }
 
-// applyFile decodes one LTX file from r into f through *pw (created at the
-// first file, when the page size is known).
-func applyFile(r io.Reader, f *os.File, pw **pageWriter, pageSize uint32) (ltx.Header, ltx.Trailer, error) {
+// applyState carries the decoder workers across the files of a plan.
+type applyState struct {
+	dec *parallelDecoder
+}
+
+func (st *applyState) close() {
+	if st.dec != nil {
+		st.dec.close()
+		st.dec = nil
+	}
+}
+
+// apply decodes one LTX file from r into f: block-format files (what
+// ltx.Encoder writes) in parallel, older ones with ltx.Decoder. Every
+// page is written when it returns.
+func (st *applyState) apply(r io.Reader, f *os.File, pageSize uint32) (ltx.Header, ltx.Trailer, error) {
+	head := make([]byte, ltx.HeaderSize+ltx.PageHeaderSize)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return ltx.Header{}, ltx.Trailer{}, err
+	}
+	flags := binary.BigEndian.Uint16(head[ltx.HeaderSize+4:])
+	pgno := binary.BigEndian.Uint32(head[ltx.HeaderSize:])
+	if flags&ltx.PageHeaderFlagSize != 0 || pgno == 0 && flags == 0 {
+		if st.dec == nil {
+			var hdr ltx.Header
+			if err := hdr.UnmarshalBinary(head); err != nil {
+				return hdr, ltx.Trailer{}, fmt.Errorf("unmarshal header: %w", err)
+			} else if err := hdr.Validate(); err != nil {
+				return hdr, ltx.Trailer{}, err
+			}
+			st.dec = newParallelDecoder(f, hdr.PageSize)
+		}
+		return st.dec.decode(head, r)
+	}
+	return applyFile(io.MultiReader(bytes.NewReader(head), r), f, pageSize)
+}
+
+// applyFile decodes one LTX file from r into f with ltx.Decoder.
+func applyFile(r io.Reader, f *os.File, pageSize uint32) (ltx.Header, ltx.Trailer, error) {
 	dec := ltx.NewDecoder(r)
 	dec.SetRetainPageIndex(false)
 	if err := dec.DecodeHeader(); err != nil {
@@ -105,10 +133,8 @@ func applyFile(r io.Reader, f *os.File, pw **pageWriter, pageSize uint32) (ltx.H
 	if pageSize != 0 && hdr.PageSize != pageSize {
 		return hdr, ltx.Trailer{}, fmt.Errorf("page size %d, earlier files %d", hdr.PageSize, pageSize)
 	}
-	if *pw == nil {
-		*pw = newPageWriter(f, int(hdr.PageSize))
-	}
-	w := *pw
+	w := newPageWriter(f, int(hdr.PageSize))
+	defer w.close()
 	var ph ltx.PageHeader
 	for {
 		data := w.slot()
@@ -125,8 +151,11 @@ func applyFile(r io.Reader, f *os.File, pw **pageWriter, pageSize uint32) (ltx.H
 			return hdr, ltx.Trailer{}, err
 		}
 	}
-	// Later files overwrite this one's pages: runs are written in order.
+	// Later files overwrite this one's pages: all written before return.
 	if err := w.flush(); err != nil {
+		return hdr, ltx.Trailer{}, err
+	}
+	if err := w.close(); err != nil {
 		return hdr, ltx.Trailer{}, err
 	}
 	if err := dec.Close(); err != nil {

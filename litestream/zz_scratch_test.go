@@ -1,6 +1,7 @@
 package litestream
 
 import (
+	"fmt"
 	"context"
 	"io"
 	"os"
@@ -67,12 +68,23 @@ func TestScratchFetch(t *testing.T) {
 	fetch := newPlanFetcher(ctx, r.client, plan)
 	data, _ := io.ReadAll(fetch.file(0))
 	fetch.close()
-	out, _ := os.Create(filepath.Join(t.TempDir(), "out"))
-	for i := 0; i < 2; i++ {
+	dir := t.TempDir()
+	for i, mode := range []string{"fresh", "fresh", "falloc", "falloc", "nowb", "nowb", "fresh"} {
+		out, _ := os.Create(filepath.Join(dir, fmt.Sprint("out", i)))
+		if mode == "falloc" {
+			syscall.Fallocate(int(out.Fd()), 0, 0, 536391680)
+		}
+		noWriteback = mode == "nowb"
 		c0, t0 := cpuNow(), time.Now()
-		var pw *pageWriter
-		_, _, err := applyFile(bytesReader(data), out, &pw, 0)
-		pw.close()
-		t.Logf("decode %s cpu %s %v", time.Since(t0), cpuNow()-c0, err)
+		var st applyState
+		_, _, err := st.apply(bytesReader(data), out, 0)
+		st.close()
+		d := time.Since(t0)
+		t1 := time.Now()
+		out.Sync()
+		t.Logf("%s decode %s cpu %s sync %s %v", mode, d, cpuNow()-c0, time.Since(t1), err)
+		out.Close()
+		os.Remove(out.Name())
 	}
+	noWriteback = false
 }

@@ -225,7 +225,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 				if _, err := os.Stat(dir); err != nil {
 					return nil
 				}
-				return os.Rename(dir, dir+"-superseded-"+m.now().UTC().Format("20060102T150405Z"))
+				return os.Rename(dir, dir+"-superseded-"+m.now().UTC().Format("20060102T150405.000000000Z"))
 			},
 		},
 	)

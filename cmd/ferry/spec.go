@@ -33,7 +33,7 @@ func cmdInit(ctx context.Context, e *env, args []string) error {
 	}
 	if *out != "-" && !*force {
 		if _, err := os.Stat(*out); err == nil {
-			return fmt.Errorf("init: %s already exists: %w", *out, os.ErrExist)
+			return &specExistsError{path: *out}
 		}
 	}
 	if *out != "-" {
@@ -86,3 +86,8 @@ func cmdRender(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+// specExistsError refuses to overwrite a spec the user may have edited.
+type specExistsError struct{ path string }
+
+func (e *specExistsError) Error() string { return "init: " + e.path + " already exists" }

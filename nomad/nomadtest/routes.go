@@ -22,8 +22,8 @@ func (s *Server) routes() http.Handler {
 	h := func(pattern string, f http.HandlerFunc) { m.HandleFunc(pattern, f) }
 
 	// Agent, status, catalogue.
-	h("GET /v1/agent/self", s.read(nil, s.agentSelf))
-	h("GET /v1/agent/members", s.read(nil, func(*http.Request) (any, error) { return template("members"), nil }))
+	h("GET /v1/agent/self", s.plain(s.agentSelf))
+	h("GET /v1/agent/members", s.plain(func(*http.Request) (any, error) { return template("members"), nil }))
 	h("GET /v1/status/leader", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, "127.0.0.1:4647") })
 	h("GET /v1/status/peers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []string{"127.0.0.1:4647"}) })
 	h("GET /v1/regions", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, []string{s.opts.Region}) })
@@ -70,7 +70,7 @@ func (s *Server) routes() http.Handler {
 	h("GET /v1/deployment/allocations/{id}", s.read([]string{"allocs"}, s.deploymentAllocs))
 	h("GET /v1/allocation/{id}", s.read([]string{"allocs"}, s.allocGet))
 	h("GET /v1/allocation/{id}/services", s.read([]string{"services"}, s.allocServices))
-	h("GET /v1/client/allocation/{id}/checks", s.read([]string{"allocs"}, s.allocChecks))
+	h("GET /v1/client/allocation/{id}/checks", s.plain(s.allocChecks))
 	h("PUT /v1/client/allocation/{id}/restart", s.write(s.allocRestart))
 	h("POST /v1/client/allocation/{id}/restart", s.write(s.allocRestart))
 	h("GET /v1/client/fs/logs/{id}", s.logs)
@@ -97,6 +97,20 @@ func (s *Server) routes() http.Handler {
 	h("PUT /v1/volume/csi/{id}/create", s.write(s.volumeCreate))
 	h("DELETE /v1/volume/csi/{id}", s.write(s.volumeDeregister))
 	return s.middleware(m)
+}
+
+// plain serves agent-local answers: no index headers, as Nomad.
+func (s *Server) plain(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		body, err := fn(r)
+		s.mu.Unlock()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+	}
 }
 
 // ---- agent ----
@@ -760,21 +774,11 @@ func (s *Server) newEval(j *api.Job, trigger, status string) *api.Evaluation {
 
 func renderEval(e *api.Evaluation) any {
 	m := shaped(e, "eval").(map[string]any)
-	if e.BlockedEval != "" {
-		m["BlockedEval"] = e.BlockedEval
+	if e.WaitUntil.IsZero() {
+		m["WaitUntil"] = nil
 	}
-	if e.Status == "blocked" || len(e.FailedTGAllocs) > 0 {
-		b := template("eval-blocked").(map[string]any)
-		fm := map[string]any{}
-		for tg := range e.FailedTGAllocs {
-			fm[tg] = b["FailedTGAllocs"].(map[string]any)["web"]
-		}
-		m["FailedTGAllocs"] = fm
-		m["ClassEligibility"] = b["ClassEligibility"]
-		m["QueuedAllocations"] = b["QueuedAllocations"]
-	}
-	if e.WaitUntil != (time.Time{}) {
-		m["WaitUntil"] = e.WaitUntil.Format(time.RFC3339Nano)
+	if e.FailedTGAllocs == nil {
+		m["FailedTGAllocs"] = nil
 	}
 	return m
 }
@@ -810,11 +814,7 @@ func (s *Server) deploymentGet(r *http.Request) (any, error) {
 // ---- allocations ----
 
 func (s *Server) renderAlloc(ar *allocRec) map[string]any {
-	tmpl := "alloc"
-	if ar.a.ClientStatus == "failed" {
-		tmpl = "alloc-failed"
-	}
-	m := shaped(ar.a, tmpl).(map[string]any)
+	m := shaped(ar.a, "alloc").(map[string]any)
 	m["JobVersion"] = ar.version
 	m["JobType"] = *ar.a.Job.Type
 	return m

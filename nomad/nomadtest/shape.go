@@ -41,12 +41,76 @@ func template(name string) any {
 			}
 			templates[e.Name()[:len(e.Name())-len(".json")]] = decodeGeneric(rec.ResponseBody)
 		}
+		mergeTemplates()
 	})
 	t, ok := templates[name]
 	if !ok {
 		panic("nomadtest: no template " + name)
 	}
 	return deepCopy(t)
+}
+
+// unions are templates merged from bodies recorded in several states,
+// because Nomad omits empty fields (omitempty): an allocation only has
+// NextAllocation once rescheduled, an evaluation WaitUntil when delayed.
+var unions = map[string][]string{
+	"alloc":      {"alloc", "alloc-failed", "alloc-rescheduled", "alloc-followup", "alloc-previous", "alloc-migrating", "alloc-prestart"},
+	"eval":       {"eval", "eval-followup", "eval-blocked"},
+	"deployment": {"deployment", "deployment-failed"},
+	"job":        {"job", "job-stopped"},
+}
+
+func mergeTemplates() {
+	for name, parts := range unions {
+		var m any
+		for _, p := range parts {
+			m = merge(m, templates[p])
+		}
+		templates[name] = m
+	}
+}
+
+// merge unions two recorded values: object keys of both, a value where
+// the other is null.
+func merge(a, b any) any {
+	switch av := a.(type) {
+	case nil:
+		return deepCopy(b)
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			return a
+		}
+		for k, x := range bv {
+			av[k] = merge(av[k], x)
+		}
+		return av
+	case []any:
+		bv, ok := b.([]any)
+		if !ok || len(bv) == 0 {
+			return a
+		}
+		if len(av) == 0 {
+			return deepCopy(bv)
+		}
+		av[0] = merge(av[0], bv[0])
+		return av
+	}
+	return a
+}
+
+// zero is the zero value of a recorded value's JSON type; null for
+// objects and lists.
+func zero(v any) any {
+	switch v.(type) {
+	case string:
+		return ""
+	case json.Number:
+		return json.Number("0")
+	case bool:
+		return false
+	}
+	return nil
 }
 
 func decodeGeneric(b []byte) any {
@@ -97,12 +161,71 @@ var dataKeys = map[string]bool{
 	"ClassExhausted": true, "DimensionExhausted": true, "QuotaExhausted": true, "ScoreMetaData": false,
 	"Plugins": true, "CSIControllerPlugins": true, "CSINodePlugins": true, "Children": false,
 	"Diffs": false, "PlacedCanaries": false, "Stats": true, "stats": true, "Capabilities": false,
-	"Annotations": false, "Job": false, "Objects": false, "Checks": false,
+	"Annotations": false, "Job": false, "Objects": false, "Checks": false, "Updates": true,
+	"Parameters": true, "Context": true, "Secrets": true, "MountOptions": false,
+}
+
+var (
+	vocabOnce sync.Once
+	vocab     map[string]bool
+)
+
+// knownKey reports whether a real Nomad v1.6 sends key anywhere in the
+// recorded templates. The api structs are newer than 1.6 and have fields
+// (Consul.Cluster, DesiredTransition.MigrateDisablePlacement...) that
+// Nomad 1.6 never sends; the double drops them.
+func knownKey(k string) bool {
+	vocabOnce.Do(func() {
+		template("job") // load
+		vocab = map[string]bool{}
+		var walk func(any)
+		walk = func(x any) {
+			switch x := x.(type) {
+			case map[string]any:
+				for k, e := range x {
+					vocab[k] = true
+					walk(e)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			}
+		}
+		for _, t := range templates {
+			walk(t)
+		}
+	})
+	return vocab[k]
+}
+
+// prune drops keys Nomad 1.6 never sends from a value that has no
+// template (objects keyed by data keep their keys).
+func prune(v any, key string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if dataKeys[key] {
+				out[k] = prune(e, "")
+			} else if knownKey(k) {
+				out[k] = prune(e, k)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = prune(e, "")
+		}
+		return out
+	}
+	return v
 }
 
 // conform reshapes v (the double's value) to tmpl (a recorded value): objects
-// get exactly the template's keys (missing ones take the template's value,
-// so server-only fields have a realistic default); lists conform each element
+// get the template's keys (missing ones their zero value) plus set fields
+// Nomad sends in other states; lists conform each element
 // to the template's first element; scalars and nulls are the double's.
 func conform(v, tmpl any, key string) any {
 	switch t := tmpl.(type) {
@@ -112,17 +235,26 @@ func conform(v, tmpl any, key string) any {
 			return v
 		}
 		if dataKeys[key] {
+			// Conform each value to the template's value of the same
+			// key, or to any template value when they all are objects
+			// (task states, group summaries); else keep it.
 			var first any
+			homogeneous := true
 			for _, x := range t {
+				if _, ok := x.(map[string]any); !ok {
+					homogeneous = false
+				}
 				first = x
-				break
 			}
 			out := make(map[string]any, len(m))
 			for k, x := range m {
-				if first != nil {
+				switch tx, ok := t[k]; {
+				case ok:
+					out[k] = conform(x, tx, "")
+				case homogeneous && first != nil:
 					out[k] = conform(x, first, "")
-				} else {
-					out[k] = x
+				default:
+					out[k] = prune(x, "")
 				}
 			}
 			return out
@@ -132,8 +264,8 @@ func conform(v, tmpl any, key string) any {
 			// double's set ones.
 			out := map[string]any{}
 			for k, x := range m {
-				if x != nil {
-					out[k] = x
+				if x != nil && knownKey(k) {
+					out[k] = prune(x, k)
 				}
 			}
 			return out
@@ -143,15 +275,16 @@ func conform(v, tmpl any, key string) any {
 			if x, ok := m[k]; ok {
 				out[k] = conform(x, tx, k)
 			} else {
-				out[k] = deepCopy(tx)
+				// A field the api structs lack: its zero value.
+				out[k] = zero(tx)
 			}
 		}
 		// Fields Nomad omits when empty (omitempty) are absent from a
 		// template recorded in a state where they were empty: keep the
 		// double's when set.
 		for k, x := range m {
-			if _, ok := t[k]; !ok && !isEmpty(x) {
-				out[k] = x
+			if _, ok := t[k]; !ok && !isEmpty(x) && knownKey(k) {
+				out[k] = prune(x, k)
 			}
 		}
 		return out
@@ -165,6 +298,9 @@ func conform(v, tmpl any, key string) any {
 			out[i] = conform(x, t[0], "")
 		}
 		return out
+	}
+	if tmpl == nil {
+		return prune(v, key)
 	}
 	if s, ok := v.(string); ok && s == "0001-01-01T00:00:00Z" {
 		// Zero times of the api structs; Nomad sends null for never-set times.

@@ -86,6 +86,11 @@ func (s *Server) rollout(ctx context.Context, jr *jobRec, job *api.Job, e *api.E
 		for _, tg := range job.TaskGroups {
 			for i := 0; i < *tg.Count; i++ {
 				ar := s.place(job, tg, i, e, dep, "", nil)
+				if prev := s.lastFailed(job, *tg.Name); ar != nil && prev != nil {
+					// A sticky ephemeral disk links the replacement of a
+					// failed allocation to it.
+					ar.a.PreviousAllocation, prev.a.NextAllocation = prev.a.ID, ar.a.ID
+				}
 				if ar == nil {
 					s.block(job, tg, e)
 					continue
@@ -114,6 +119,9 @@ func (s *Server) rollout(ctx context.Context, jr *jobRec, job *api.Job, e *api.E
 				return
 			}
 			if attempt >= b.Reschedules {
+				// The failure is evaluated and a delayed follow-up
+				// created, but the deployment fails before it runs.
+				s.step(ctx, func() { s.followUp(cur) })
 				healthy = false
 				break
 			}
@@ -253,6 +261,17 @@ func (s *Server) place(job *api.Job, tg *api.TaskGroup, i int, e *api.Evaluation
 	s.allocs[a.ID] = ar
 	s.allocOrd = append(s.allocOrd, a.ID)
 	return ar
+}
+
+func (s *Server) lastFailed(job *api.Job, group string) *allocRec {
+	var last *allocRec
+	for _, id := range s.allocOrd {
+		ar := s.allocs[id]
+		if ar.a.JobID == *job.ID && ar.a.TaskGroup == group && ar.a.ClientStatus == "failed" && ar.a.NextAllocation == "" {
+			last = ar
+		}
+	}
+	return last
 }
 
 // block records a blocked evaluation for a group that found no node.
@@ -476,21 +495,14 @@ func (s *Server) finishAlloc(ar *allocRec, status, desc string) {
 // delayed alloc-failure evaluation, as Nomad does with progress_deadline.
 func (s *Server) reschedule(ctx context.Context, prev *allocRec, dep *api.Deployment) *allocRec {
 	var e *api.Evaluation
-	if !s.step(ctx, func() {
-		e = s.newEval(prev.a.Job, "alloc-failure", "pending")
-		e.StatusDescription = "created for delayed rescheduling"
-		e.WaitUntil = time.Now().Add(s.opts.Step)
-		prev.a.FollowupEvalID = e.ID
-		s.touchAlloc(prev)
-	}) {
+	if !s.step(ctx, func() { e = s.followUp(prev) }) {
 		return nil
 	}
 	var next *allocRec
 	if !s.step(ctx, func() {
 		e.Status, e.ModifyIndex = "complete", s.bump("evals")
 		next = s.place(prev.a.Job, s.group(prev), 0, e, dep, "", prev)
-		prev.a.DesiredStatus = "stop"
-		prev.a.DesiredTransition.Reschedule = ptr(true)
+		prev.a.DesiredStatus, prev.a.DesiredDescription = "stop", "alloc was rescheduled because it failed"
 		if next != nil {
 			prev.a.NextAllocation = next.a.ID
 		}
@@ -499,6 +511,20 @@ func (s *Server) reschedule(ctx context.Context, prev *allocRec, dep *api.Deploy
 		return nil
 	}
 	return next
+}
+
+// followUp is how Nomad evaluates a failed allocation: an alloc-failure
+// evaluation that creates a delayed follow-up one for the reschedule.
+func (s *Server) followUp(failed *allocRec) *api.Evaluation {
+	first := s.newEval(failed.a.Job, "alloc-failure", "complete")
+	e := s.newEval(failed.a.Job, "alloc-failure", "pending")
+	e.PreviousEval = first.ID
+	e.StatusDescription = "created for delayed rescheduling"
+	e.WaitUntil = time.Now().Add(30 * time.Second)
+	failed.a.FollowupEvalID = e.ID
+	failed.a.DesiredTransition.Reschedule = ptr(true)
+	s.touchAlloc(failed)
+	return e
 }
 
 var (
