@@ -15,6 +15,7 @@ rehearse: tools
 # parts into failures (CI sets it).
 test: tools
 	go vet ./...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -o /dev/null ./cmd/ferry
 	go test -timeout 45m ./...
 
 # Static binaries for both architectures the cluster runs.
