@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/ferry-migrate/ferry/internal/atomicfile"
 )
 
 // Write writes every file of fs under dir (created as needed). Each file is
@@ -58,7 +60,7 @@ func Write(ctx context.Context, dir string, fs Files) (err error) {
 	ready = nil
 	var errs []error
 	for d := range dirs {
-		errs = append(errs, syncDir(d))
+		errs = append(errs, atomicfile.SyncDir(d))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("write: %w", err)
@@ -111,14 +113,4 @@ func writeTemp(dst string, data []byte) (string, error) {
 		return "", err
 	}
 	return f.Name(), nil
-}
-
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/ferry-migrate/ferry/internal/atomicfile"
 )
 
 // Version is what GET /api/v1/status reports.
@@ -185,37 +187,13 @@ func ensureSettings(dir string) (setUp bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return false, writeFileAtomic(path, b, 0o600)
+	return false, atomicfile.WriteFile(path, b, 0o600)
 }
 
 func secret(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // openDB opens the database in WAL mode with automatic checkpoints off.
