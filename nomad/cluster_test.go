@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +19,16 @@ import (
 )
 
 // The tests run against the double by default. With FERRY_NOMAD_BIN
-// naming a Nomad binary, tests that can run on a real agent start
-// `nomad agent -dev` on loopback once and run against it instead (the
-// jobspecs use raw_exec, which -dev enables); scripting calls are then
-// no-ops, as the jobspecs themselves make the tasks fail or succeed.
+// naming a Nomad binary (v1.6+; must run as root for raw_exec in -dev),
+//
+//	FERRY_NOMAD_BIN=$(command -v nomad) go test ./nomad/
+//
+// the tests that can run on a real agent start one `nomad agent -dev`
+// on loopback (ports from a free port, data in a temp dir) and run against
+// it instead; tests that need the double's scripting (several nodes, CSI
+// plugins, ACL tokens, injected faults) skip. The jobspecs use raw_exec
+// tasks whose shell scripts really fail or succeed, so the same
+// assertions hold on both; scripting calls are no-ops on the real agent.
 
 var (
 	realOnce sync.Once
@@ -91,10 +98,13 @@ func startReal() {
 		realErr = err
 		return
 	}
+	cfg := filepath.Join(dir, "ports.hcl")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("ports {\n  http = %d\n  rpc = %d\n  serf = %d\n}\n", port, port+1, port+2)), 0o644); err != nil {
+		realErr = err
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "agent", "-dev", "-bind", "127.0.0.1",
-		fmt.Sprintf("-network-interface=lo"), "-data-dir", dir,
-		fmt.Sprintf("-http-port=%d", port), fmt.Sprintf("-rpc-port=%d", port+1), fmt.Sprintf("-serf-port=%d", port+2))
+	cmd := exec.CommandContext(ctx, bin, "agent", "-dev", "-bind", "127.0.0.1", "-data-dir", filepath.Join(dir, "data"), "-config", cfg)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -24,7 +24,8 @@ type DeployInput struct {
 	// Timeout bounds the whole deployment watch (default 15m).
 	Timeout time.Duration
 	// Progress, when set, is called with every new task event of the
-	// deployment's allocations, in order.
+	// deployment's allocations, in order per task, from one goroutine at a
+	// time (not the caller's).
 	Progress func(Progress)
 	// LogLines is how many lines of the failing task's log a DeployError
 	// carries (default 20).
@@ -121,6 +122,11 @@ func (c *Client) JobModifyIndex(ctx context.Context, job string) (uint64, bool, 
 // with blocking queries until the deployment is successful (nil), failed
 // (*DeployError naming the failing task), or the timeout or ctx ends
 // (*DeployError of kind FailedTimeout). It never blocks past the timeout.
+//
+// The job must be a service job with an update block (ferry renders one):
+// without a deployment there is nothing to watch and Deploy times out.
+// Registering an unchanged spec makes no new version; Deploy then reports
+// the existing deployment of that version.
 func (c *Client) Deploy(ctx context.Context, in DeployInput) (*DeployResult, error) {
 	if in.Timeout <= 0 {
 		in.Timeout = 15 * time.Minute
@@ -185,7 +191,7 @@ func (w *watch) run(ctx context.Context, reg *api.JobRegisterResponse) (*DeployR
 	nc := w.c.api
 	// The evaluation: wait until the scheduler processed it.
 	var index uint64
-	var eval *apiEval
+	var eval *api.Evaluation
 	for {
 		e, meta, err := nc.Evaluations().Info(reg.EvalID, w.qb(ctx, index))
 		if w.retry(ctx, err) {
@@ -196,7 +202,7 @@ func (w *watch) run(ctx context.Context, reg *api.JobRegisterResponse) (*DeployR
 		}
 		index = meta.LastIndex
 		if e.Status == "complete" || e.Status == "failed" || e.Status == "canceled" || e.Status == "blocked" {
-			eval = (*apiEval)(e)
+			eval = e
 			break
 		}
 	}
@@ -210,7 +216,7 @@ func (w *watch) run(ctx context.Context, reg *api.JobRegisterResponse) (*DeployR
 	w.version = *j.Version
 
 	// The deployment of this version.
-	var dep *apiDeployment
+	var dep *api.Deployment
 	index = 0
 	for dep == nil {
 		d, meta, err := nc.Jobs().LatestDeployment(w.job, w.qb(ctx, index))
@@ -222,7 +228,7 @@ func (w *watch) run(ctx context.Context, reg *api.JobRegisterResponse) (*DeployR
 		}
 		index = meta.LastIndex
 		if d != nil && d.JobVersion == w.version && d.JobModifyIndex == reg.JobModifyIndex {
-			dep = (*apiDeployment)(d)
+			dep = d
 		}
 	}
 	w.depID = dep.ID
@@ -315,11 +321,6 @@ func (w *watch) retry(ctx context.Context, err error) bool {
 		return false
 	}
 }
-
-type (
-	apiEval       api.Evaluation
-	apiDeployment api.Deployment
-)
 
 // timeoutOr turns an error caused by the watch's deadline into a
 // DeployError of kind FailedTimeout.

@@ -2,7 +2,10 @@ package nomad_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +71,12 @@ func TestDeployHealthy(t *testing.T) {
 	}
 	if sub.Source != hcl || sub.Format != "hcl2" {
 		t.Errorf("submission = %q/%q, want the HCL source as hcl2", sub.Format, sub.Source[:min(40, len(sub.Source))])
+	}
+	// Registering the same spec again makes no new version: the
+	// deployment already done is the answer.
+	again, err := deploy(t, cl, hcl, nil)
+	if err != nil || again.Version != 0 || again.DeploymentID != res.DeploymentID {
+		t.Fatalf("redeploy of the same spec: %+v, %v; want version 0 and the same deployment", again, err)
 	}
 	out, err := cl.Logs(context.Background(), res.Allocs[0], "restore", "stdout", 0)
 	if err != nil {
@@ -153,6 +162,15 @@ func TestDeployNeverBlocksForever(t *testing.T) {
 	var de *nomad.DeployError
 	if !errors.As(err, &de) || de.Kind != nomad.FailedTimeout || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a timeout DeployError wrapping DeadlineExceeded", err)
+	}
+
+	// A hung server on a call the api client gives no context (parse)
+	// is cut by the request timeout.
+	c.double.Inject(nomadtest.Fault{Path: "/v1/jobs/parse", Delay: time.Hour, Times: 1})
+	quick, _ := c.client(t, nomad.Config{RequestTimeout: 300 * time.Millisecond})
+	start = time.Now()
+	if _, err := quick.Deploy(context.Background(), nomad.DeployInput{JobHCL: webHCL("hung", restoreOK, appOK), Timeout: time.Hour}); err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("deploy against a hung parse: err %v after %v, want an error within the request timeout", err, time.Since(start))
 	}
 
 	// A job that can never be placed (no node in its datacenter) also ends.
@@ -289,5 +307,34 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 		tm := time.NewTimer(20 * time.Millisecond)
 		<-tm.C
+	}
+}
+
+// TestDeployRenderedJobspec deploys the overseerr jobspec the render
+// package writes (examples/overseerr) through the double: ferry's own
+// output must parse, register and roll out, and the registered job must
+// hold no credential values (they come from Vault at runtime).
+func TestDeployRenderedJobspec(t *testing.T) {
+	doubleOnly(t)
+	src, err := os.ReadFile("../examples/overseerr/out/modules/overseerr/jobspec.nomad.hcl")
+	if err != nil {
+		t.Skipf("rendered example not in this tree: %v", err)
+	}
+	c := newCluster(t, nomadtest.Options{})
+	cl, _ := c.client(t, nomad.Config{})
+	res, err := deploy(t, cl, string(src), nil)
+	if err != nil {
+		t.Fatalf("deploy rendered jobspec: %v", err)
+	}
+	if len(res.Allocs) == 0 {
+		t.Fatal("no healthy allocation")
+	}
+	j, _, ok := c.double.Job("overseerr")
+	if !ok {
+		t.Fatal("job not stored")
+	}
+	b, _ := json.Marshal(j)
+	if regexp.MustCompile(`(?i)"(MINIO|AWS)_(ACCESS|SECRET)_KEY(_ID)?"\s*:\s*"[^"{$]`).Match(b) {
+		t.Errorf("registered job carries a literal credential value: %s", b)
 	}
 }

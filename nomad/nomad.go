@@ -15,7 +15,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/nomad/api"
 )
 
@@ -26,6 +28,12 @@ type Config struct {
 	Token     string // ACL token; never logged
 	Region    string
 	Namespace string
+
+	// RequestTimeout bounds each HTTP request (default 1m). Some api
+	// calls take no context (parse, agent self, regions); this keeps them
+	// from hanging on a stuck server. Blocking queries here wait at most
+	// a few seconds, well inside it.
+	RequestTimeout time.Duration
 }
 
 // Client is a connection to one cluster. It is safe for concurrent use.
@@ -44,6 +52,13 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 	if cfg.Address != "" {
 		ac.Address = cfg.Address
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = time.Minute
+	}
+	hc := cleanhttp.DefaultPooledClient()
+	hc.Timeout = cfg.RequestTimeout
+	hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false // as the api client's default
+	ac.HttpClient = hc
 	ac.SecretID = cfg.Token
 	ac.Region = cfg.Region
 	ac.Namespace = cfg.Namespace

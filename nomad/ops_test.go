@@ -117,6 +117,15 @@ func TestCSIVolume(t *testing.T) {
 	if err != nil || !got.Schedulable {
 		t.Errorf("status: %+v %v, want schedulable", got, err)
 	}
+
+	existing := st
+	existing.VolumeID = "glusterfs_overseerr_media"
+	if err := cl.RegisterVolume(ctx, existing, "gluster-vol-media"); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if got, err := cl.VolumeStatus(ctx, existing.VolumeID); err != nil || got.ExternalID != "gluster-vol-media" {
+		t.Errorf("registered volume: %+v %v, want external ID gluster-vol-media", got, err)
+	}
 }
 
 // shellWriter emulates the writer job's script on the double: it reads
@@ -250,4 +259,3 @@ func TestApplyTerraformTargetsTheModule(t *testing.T) {
 		t.Errorf("state should hold module.web only:\n%s", state)
 	}
 }
-

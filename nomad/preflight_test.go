@@ -2,9 +2,9 @@ package nomad_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"

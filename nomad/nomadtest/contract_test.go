@@ -58,11 +58,15 @@ import (
 //     (python access logs with times in the recording), only the format is
 //     compared.
 //
-// Exemptions (checked less, with the reason) are listed in exempt.
-var exempt = map[string]string{
-	// Raft peers and leader are the double's own address semantics; the
-	// shape (a JSON string / list of strings) is still checked.
-}
+// Special cases, each checked differently rather than exempted:
+//
+//   - 409 variable conflicts (g/05, g/06, g/08): the body is the current
+//     variable as text/plain; its JSON shape is compared, not its text
+//     (indexes and times differ).
+//   - ?cas= indexes (g): the recorded right index becomes the double's
+//     current one, a recorded wrong one a wrong one.
+//
+// No exchange is skipped: all 343 are sent and checked.
 
 type exchange struct {
 	Method         string            `json:"method"`
@@ -563,6 +567,34 @@ func (r *replayer) learn(ex *exchange, ans answer) {
 			if _, known := r.ids[rv]; !known {
 				r.ids[rv], r.taken[ov] = ov, true
 			}
+		}
+	}
+}
+
+// TestCompareCatchesShapeDifferences proves the contract's comparison
+// fails on what it claims to check, so a passing replay means something.
+func TestCompareCatchesShapeDifferences(t *testing.T) {
+	r := &replayer{vocab: map[string]bool{"ID": true, "Index": true, "TaskStates": true, "State": true}}
+	rec := decodeGeneric([]byte(`{"ID":"a","Index":1,"StartedAt":null,"TaskStates":{"app":{"State":"running"}},"List":[{"ID":"x"}]}`))
+	cases := []struct {
+		ours string
+		want string // substring of the first error; "" for a match
+	}{
+		{`{"ID":"b","Index":7,"StartedAt":"2026-01-01T00:00:00Z","TaskStates":{"web":{"State":"dead"}},"List":[]}`, ""},
+		{`{"ID":"b","Index":"7","StartedAt":null,"TaskStates":null,"List":null}`, "$.Index: string, want number"},
+		{`{"ID":"b","StartedAt":null,"TaskStates":null,"List":null}`, "$.Index: missing"},
+		{`{"ID":"b","Index":1,"StartedAt":null,"TaskStates":null,"List":null,"Invented":1}`, "$.Invented: a key Nomad never sends"},
+		{`{"ID":"b","Index":1,"StartedAt":null,"TaskStates":{"x":{"State":1}},"List":null}`, "$.TaskStates.x.State: number, want string"},
+		{`{"ID":"b","Index":1,"StartedAt":null,"TaskStates":null,"List":[{"ID":3}]}`, "$.List[0].ID: number, want string"},
+	}
+	for _, c := range cases {
+		var errs []string
+		r.compare("$", "", rec, decodeGeneric([]byte(c.ours)), &errs)
+		switch {
+		case c.want == "" && len(errs) > 0:
+			t.Errorf("%s: unexpected %v", c.ours, errs)
+		case c.want != "" && (len(errs) == 0 || !strings.Contains(strings.Join(errs, "\n"), c.want)):
+			t.Errorf("%s: errors %v, want %q", c.ours, errs, c.want)
 		}
 	}
 }

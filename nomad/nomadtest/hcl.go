@@ -118,15 +118,16 @@ func decodeHCLBody(body *hclsyntax.Body, v reflect.Value, fields []hclField) err
 		}
 	}
 	for _, blk := range body.Blocks {
+		// network "port" blocks are DynamicPorts, or ReservedPorts when
+		// static is set, as Nomad's jobspec parser does.
+		if blk.Type == "port" && v.Type() == reflect.TypeOf(api.NetworkResource{}) {
+			if err := decodePort(blk, v.Addr().Interface().(*api.NetworkResource)); err != nil {
+				return err
+			}
+			continue
+		}
 		f, ok := byName[blk.Type]
 		if !ok || f.kind != "block" {
-			// network "port" blocks are DynamicPorts, or ReservedPorts when static is set.
-			if blk.Type == "port" && v.Type() == reflect.TypeOf(api.NetworkResource{}) {
-				if err := decodePort(blk, v.Addr().Interface().(*api.NetworkResource)); err != nil {
-					return err
-				}
-				continue
-			}
 			return diagErr(blk.TypeRange, "Unsupported block type", fmt.Sprintf("Blocks of type %q are not expected here.", blk.Type))
 		}
 		if err := decodeInto(blk, v.Field(f.index)); err != nil {

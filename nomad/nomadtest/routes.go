@@ -2,10 +2,10 @@ package nomadtest
 
 import (
 	"crypto/md5"
-	"errors"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -631,6 +631,15 @@ func (s *Server) register(r *http.Request) (any, error) {
 		case !exists && req.JobModifyIndex != 0:
 			return nil, errf(500, "Enforcing job modify index %d: job does not exist", req.JobModifyIndex)
 		}
+	}
+	if exists && !*jr.cur().Stop && sameSpec(jr.cur(), job) {
+		// As Nomad: an unchanged spec makes no new version and no
+		// deployment; only an evaluation.
+		cur := jr.cur()
+		e := s.newEval(cur, "job-register", "complete")
+		return withMeta(template("register"), map[string]any{
+			"EvalID": e.ID, "EvalCreateIndex": e.CreateIndex, "JobModifyIndex": *cur.JobModifyIndex, "Index": s.index, "Warnings": "",
+		}), nil
 	}
 	idx := s.bump("jobs")
 	if !exists {

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -153,7 +154,7 @@ type Server struct {
 	volumes   map[string]*api.CSIVolume
 	behaviors map[string]Behavior
 	batch     func(BatchRun) BatchResult
-	faults    []*Fault
+	faults    []*fault
 	requests  []string
 }
 
@@ -171,7 +172,7 @@ type jobRec struct {
 	history     []*api.Job // versions of earlier, purged instances
 	submissions map[uint64]*api.JobSubmission
 	behaviors   map[uint64]Behavior // what each version does when rolled out
-	cancel      context.CancelFunc // the running rollout
+	cancel      context.CancelFunc  // the running rollout
 	purged      bool
 }
 
@@ -187,15 +188,8 @@ type allocRec struct {
 	port    int
 }
 
-// TB is the part of testing.TB the double needs.
-type TB interface {
-	Helper()
-	Cleanup(func())
-	Logf(string, ...any)
-}
-
 // New starts a double on loopback; it stops when the test ends.
-func New(t TB, opts Options) *Server {
+func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := Start(opts)
 	t.Cleanup(s.Close)
@@ -276,11 +270,16 @@ func (s *Server) OnBatch(f func(BatchRun) BatchResult) {
 	s.batch = f
 }
 
-// Inject adds a fault.
+type fault struct {
+	Fault
+	hits int
+}
+
+// Inject adds a fault. The first matching fault applies.
 func (s *Server) Inject(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
+	s.faults = append(s.faults, &fault{Fault: f})
 }
 
 // Job returns the stored current version of a job (in namespace
@@ -471,16 +470,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests = append(s.requests, r.Method+" "+r.URL.RequestURI())
-		var hit *Fault
+		var hit *fault
 		for _, f := range s.faults {
-			if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.Path) && f.Times >= 0 {
+			if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.Path) && (f.Times == 0 || f.hits < f.Times) {
+				f.hits++
 				hit = f
-				if f.Times > 0 {
-					f.Times--
-					if f.Times == 0 {
-						f.Times = -1
-					}
-				}
 				break
 			}
 		}
@@ -493,6 +487,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				case <-t.C:
 				case <-r.Context().Done():
 					t.Stop()
+					return
+				case <-s.ctx.Done(): // Close: do not hold it up
+					t.Stop()
+					writeError(w, errf(http.StatusServiceUnavailable, "shutting down"))
 					return
 				}
 			}
