@@ -28,11 +28,14 @@ type DockerSource struct {
 	// WarmNetwork is the helper's network mode ("host" to reach the object
 	// store as the host does).
 	WarmNetwork string
+	// WarmSettled, called after the service stopped and before the
+	// helpers are stopped, returns once the replicas stopped advancing:
+	// litestream's own shutdown is not relied on for the last frames.
+	WarmSettled func(ctx context.Context) error
 
-	mu       sync.Mutex
-	c        *docker.Container
-	warms    map[string]*docker.Warm
-	finished bool // the final syncs ran in this process
+	mu    sync.Mutex
+	c     *docker.Container
+	warms []*docker.Warm
 }
 
 var (
@@ -136,7 +139,8 @@ func (s *DockerSource) Remove(ctx context.Context) error {
 }
 
 // StartWarm starts one litestream helper per database, replicating the
-// live database from the service's volumes.
+// live database from the service's volumes. Helpers an interrupted run
+// left are adopted instead: two replicators on one replica corrupt it.
 func (s *DockerSource) StartWarm(ctx context.Context) error {
 	c, err := s.Container(ctx)
 	if err != nil {
@@ -147,40 +151,60 @@ func (s *DockerSource) StartWarm(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.warms = map[string]*docker.Warm{}
+	left, err := s.Host.Helpers(ctx, c, s.warmOptions(""))
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		s.warms = left
+		return nil
+	}
 	for _, db := range s.Service.Databases {
-		w, err := s.Host.StartWarm(ctx, c, docker.WarmOptions{
-			Image:   s.WarmImage,
-			Cmd:     []string{"replicate", db.Path, ReplicaURL(s.Service.ObjectStore, db)},
-			Env:     s.WarmEnv,
-			Network: s.WarmNetwork,
-		})
+		w, err := s.Host.StartWarm(ctx, c, s.warmOptions(db.Path, ReplicaURL(s.Service.ObjectStore, db)))
 		if err != nil {
 			return errors.Join(err, s.removeWarms(ctx))
 		}
-		s.warms[db.Name] = w
+		s.warms = append(s.warms, w)
 	}
 	return nil
 }
 
-// FinishWarm runs each helper's final sync (the service must be stopped);
-// calling it again does nothing.
+func (s *DockerSource) warmOptions(args ...string) docker.WarmOptions {
+	return docker.WarmOptions{
+		Image:   s.WarmImage,
+		Cmd:     append([]string{"replicate"}, args...),
+		Env:     s.WarmEnv,
+		Network: s.WarmNetwork,
+	}
+}
+
+// FinishWarm runs the final sync of every replication helper of the
+// service, including ones an interrupted run left (the service must be
+// stopped); with none running it does nothing.
 func (s *DockerSource) FinishWarm(ctx context.Context) error {
+	c, err := s.Container(ctx)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.finished {
-		return nil
-	}
 	if len(s.warms) == 0 {
-		return errors.New("no warm replication is running in this process; run migrate without --warm to seed from the final backup")
-	}
-	var errs []error
-	for name, w := range s.warms {
-		if err := w.Finish(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("final sync of %s: %w", name, err))
+		if s.warms, err = s.Host.Helpers(ctx, c, s.warmOptions()); err != nil {
+			return err
 		}
 	}
-	s.warms, s.finished = nil, len(errs) == 0
+	if len(s.warms) > 0 && s.WarmSettled != nil {
+		if err := s.WarmSettled(ctx); err != nil {
+			return errors.Join(fmt.Errorf("wait for the final sync: %w", err), s.removeWarms(ctx))
+		}
+	}
+	var errs []error
+	for _, w := range s.warms {
+		if err := w.Finish(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("final sync: %w", err))
+		}
+	}
+	s.warms = nil
 	return errors.Join(errs...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -201,4 +202,28 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// Helpers returns the replication helpers of c that exist now, including
+// ones a process that was killed left running: a resumed migration must
+// finish them (their final sync) before anything else writes to the
+// replica. o supplies what to redact from their output and their stop
+// timeout.
+func (h *Host) Helpers(ctx context.Context, c *Container, o WarmOptions) ([]*Warm, error) {
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 60 * time.Second
+	}
+	list, err := h.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", HelperLabel+"="+c.ID))})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list helpers of %s: %w", c.Name, err)
+	}
+	var out []*Warm
+	for _, l := range list {
+		name := l.ID
+		if len(l.Names) > 0 {
+			name = strings.TrimPrefix(l.Names[0], "/")
+		}
+		out = append(out, &Warm{h: h, id: l.ID, name: name, service: c, opts: o})
+	}
+	return out, nil
 }

@@ -137,28 +137,34 @@ type Generation struct {
 // Inspect lists the replica. An empty path is Info{Version: 0}, not an
 // error; an unreachable store or bad credentials are errors.
 func (r *Replica) Inspect(ctx context.Context) (*Info, error) {
-	info := &Info{}
+	// The levels, the v0.3 generations and the lease are listed at once.
+	var (
+		wg     sync.WaitGroup
+		levels [ls.SnapshotLevel + 1]Level
+		lerrs  [ls.SnapshotLevel + 1]error
+		times  [ls.SnapshotLevel + 1]time.Time
+		gens   []Generation
+		gerr   error
+		lease  *Lease
+		lerr   error
+	)
 	for level := 0; level <= ls.SnapshotLevel; level++ {
-		itr, err := r.client.LTXFiles(ctx, level, 0, false)
-		if err != nil {
+		wg.Go(func() {
+			levels[level], times[level], lerrs[level] = r.inspectLevel(ctx, level)
+		})
+	}
+	if v3, ok := r.client.(ls.ReplicaClientV3); ok {
+		wg.Go(func() { gens, gerr = inspectV3(ctx, v3) })
+	}
+	wg.Go(func() { lease, _, lerr = r.leaser("").current(ctx) })
+	wg.Wait()
+
+	info := &Info{}
+	for level, lv := range levels {
+		if err := lerrs[level]; err != nil {
 			return nil, fmt.Errorf("inspect: %w", err)
 		}
-		lv := Level{Level: level}
-		for itr.Next() {
-			f := itr.Item()
-			lv.Files++
-			lv.Size += f.Size
-			if lv.MinTXID == 0 || uint64(f.MinTXID) < lv.MinTXID {
-				lv.MinTXID = uint64(f.MinTXID)
-			}
-			lv.MaxTXID = max(lv.MaxTXID, uint64(f.MaxTXID))
-			if f.CreatedAt.After(info.Updated) {
-				info.Updated = f.CreatedAt
-			}
-		}
-		if err := itr.Close(); err != nil {
-			return nil, fmt.Errorf("inspect: %w", err)
-		}
+		info.Updated = later(info.Updated, times[level])
 		if lv.Files > 0 {
 			info.Version = 5
 			info.Levels = append(info.Levels, lv)
@@ -166,45 +172,74 @@ func (r *Replica) Inspect(ctx context.Context) (*Info, error) {
 			info.TXID = max(info.TXID, lv.MaxTXID)
 		}
 	}
-	if v3, ok := r.client.(ls.ReplicaClientV3); ok {
-		gens, err := v3.GenerationsV3(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("inspect: %w", err)
-		}
-		for _, id := range gens {
-			g := Generation{ID: id}
-			snaps, err := v3.SnapshotsV3(ctx, id)
-			if err != nil {
-				return nil, fmt.Errorf("inspect: %w", err)
-			}
-			for _, s := range snaps {
-				g.Snapshots++
-				g.Size += s.Size
-				g.Updated = later(g.Updated, s.CreatedAt)
-			}
-			segs, err := v3.WALSegmentsV3(ctx, id)
-			if err != nil {
-				return nil, fmt.Errorf("inspect: %w", err)
-			}
-			for _, s := range segs {
-				g.WALSegments++
-				g.Size += s.Size
-				g.Updated = later(g.Updated, s.CreatedAt)
-			}
-			info.Generations = append(info.Generations, g)
-			if info.Version == 0 {
-				info.Version = 3
-				info.Size += g.Size
-				info.Updated = later(info.Updated, g.Updated)
-			}
+	if gerr != nil {
+		return nil, fmt.Errorf("inspect: %w", gerr)
+	}
+	for _, g := range gens {
+		info.Generations = append(info.Generations, g)
+		if info.Version == 0 {
+			info.Version = 3
+			info.Size += g.Size
+			info.Updated = later(info.Updated, g.Updated)
 		}
 	}
-	lease, _, err := r.leaser("").current(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("inspect: %w", err)
+	if lerr != nil {
+		return nil, fmt.Errorf("inspect: %w", lerr)
 	}
 	info.Lease = lease
 	return info, nil
+}
+
+// inspectLevel lists one LTX level; updated is its latest file's time.
+func (r *Replica) inspectLevel(ctx context.Context, level int) (lv Level, updated time.Time, err error) {
+	itr, err := r.client.LTXFiles(ctx, level, 0, false)
+	if err != nil {
+		return lv, updated, err
+	}
+	lv.Level = level
+	for itr.Next() {
+		f := itr.Item()
+		lv.Files++
+		lv.Size += f.Size
+		if lv.MinTXID == 0 || uint64(f.MinTXID) < lv.MinTXID {
+			lv.MinTXID = uint64(f.MinTXID)
+		}
+		lv.MaxTXID = max(lv.MaxTXID, uint64(f.MaxTXID))
+		updated = later(updated, f.CreatedAt)
+	}
+	return lv, updated, itr.Close()
+}
+
+// inspectV3 lists the v0.3 generations.
+func inspectV3(ctx context.Context, v3 ls.ReplicaClientV3) ([]Generation, error) {
+	ids, err := v3.GenerationsV3(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var gens []Generation
+	for _, id := range ids {
+		g := Generation{ID: id}
+		snaps, err := v3.SnapshotsV3(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range snaps {
+			g.Snapshots++
+			g.Size += s.Size
+			g.Updated = later(g.Updated, s.CreatedAt)
+		}
+		segs, err := v3.WALSegmentsV3(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range segs {
+			g.WALSegments++
+			g.Size += s.Size
+			g.Updated = later(g.Updated, s.CreatedAt)
+		}
+		gens = append(gens, g)
+	}
+	return gens, nil
 }
 
 func later(a, b time.Time) time.Time {
@@ -230,29 +265,36 @@ func (r *Replica) Restore(ctx context.Context, dst string, opt RestoreOptions) (
 	if _, err := os.Lstat(dst); err == nil {
 		return Position{}, fmt.Errorf("restore: %s already exists", dst)
 	}
-	info, err := r.Inspect(ctx)
-	if err != nil {
-		return Position{}, fmt.Errorf("restore: %w", err)
-	}
-	if info.Version == 0 {
-		return Position{}, fmt.Errorf("restore %s: %w", r.where, ErrNoReplica)
-	}
-	var (
-		pos  Position
-		plan []*ltx.FileInfo
-	)
-	if info.Version == 5 {
-		plan, err = ls.CalcRestorePlan(ctx, r.client, ltx.TXID(opt.TXID), opt.Timestamp, r.logger)
-		if errors.Is(err, ls.ErrTxNotAvailable) || errors.Is(err, ls.ErrNoSnapshots) {
-			return Position{}, fmt.Errorf("restore %s: %w", r.where, ErrNoReplica)
-		} else if err != nil {
-			return Position{}, fmt.Errorf("restore: plan: %w", err)
+	// A v0.5 plan first (the common case, without listing the replica
+	// twice); the full listing only when there is none, to tell a v0.3
+	// replica from no replica.
+	version := 5
+	var pos Position
+	var planner ls.ReplicaClient = r.client
+	if opt.Timestamp.IsZero() {
+		p, err := prelist(ctx, r.client)
+		if err != nil {
+			return Position{}, fmt.Errorf("restore: %w", err)
 		}
-		last := plan[len(plan)-1]
-		pos = Position{TXID: uint64(last.MaxTXID), Time: last.CreatedAt}
-	} else {
+		planner = p
+	}
+	plan, err := ls.CalcRestorePlan(ctx, planner, ltx.TXID(opt.TXID), opt.Timestamp, r.logger)
+	if errors.Is(err, ls.ErrTxNotAvailable) || errors.Is(err, ls.ErrNoSnapshots) {
+		info, err := r.Inspect(ctx)
+		if err != nil {
+			return Position{}, fmt.Errorf("restore: %w", err)
+		}
+		if info.Version != 3 {
+			return Position{}, fmt.Errorf("restore %s: %w", r.where, ErrNoReplica)
+		}
+		version = 3
 		g := info.Generations[len(info.Generations)-1]
 		pos = Position{Generation: g.ID, Time: g.Updated}
+	} else if err != nil {
+		return Position{}, fmt.Errorf("restore: plan: %w", err)
+	} else {
+		last := plan[len(plan)-1]
+		pos = Position{TXID: uint64(last.MaxTXID), Time: last.CreatedAt}
 	}
 
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -265,7 +307,7 @@ func (r *Replica) Restore(ctx context.Context, dst string, opt RestoreOptions) (
 	defer os.RemoveAll(tmpDir)
 	tmp := filepath.Join(tmpDir, "db")
 
-	if info.Version == 5 && !r.libraryRestore {
+	if version == 5 && !r.libraryRestore {
 		err = r.restoreLTX(ctx, tmp, plan)
 	} else {
 		err = r.restoreLibrary(ctx, tmp, opt)
@@ -294,32 +336,41 @@ type SeedOptions struct {
 	// Progress, when set, is called with bytes uploaded and the size of
 	// the database (file plus WAL) as the upload advances.
 	Progress func(done, total int64)
-	// TempDir holds the staging copy; default os.TempDir().
+	// TempDir holds the staging copy, when one is needed (see Seed);
+	// default os.TempDir().
 	TempDir string
 }
 
 // Seed replicates the database at dbPath (its -wal included) into an
 // empty replica path and returns the position it covers. It succeeds only
-// when the replica's latest TXID equals the source's after the final sync;
-// otherwise ErrNotCovered.
+// when the replica's latest TXID, read back from the store, equals the
+// source's (the TXID of the snapshot uploaded, or of litestream's sync
+// on the fallback path); otherwise ErrNotCovered.
 //
-// The source is never modified: Seed copies the database and its -wal to a
-// staging directory, checkpoints the copy through SQLite (so rows only in
-// the WAL are included) and uploads it as the snapshot LTX file that
-// litestream's first sync would write (TXID 1), streamed, compressed in
-// parallel (see seedSnapshot). The database must
-// be quiescent (the app stopped): if it changes during the copy, Seed
-// fails. A running app is replicated with Replicate instead.
+// The source is never modified. A database in WAL mode without a -wal
+// file (or with an empty one) holds every transaction in its file, which
+// is read in place (opened read-only). Otherwise Seed copies the database
+// and its -wal to a staging directory and checkpoints the copy through
+// SQLite (so rows only in the WAL are included). Either is uploaded as
+// the snapshot LTX file that litestream's first sync would write (level
+// 0, TXID 1), streamed into the upload, compressed in parallel (see
+// seedSnapshot); a copy that does not fit that shape (empty, or a size
+// its header disagrees with) is replicated with litestream's own sync.
+// The database must be quiescent (the app stopped): if it changes while
+// it is read, Seed fails before the upload completes. A running app is
+// replicated with Replicate instead.
 //
 // Seed refuses while another writer holds the lease (*LeaseHeldError) and
 // when the path holds a replica already (*ReplicaExistsError), unless
 // opt.Force.
 func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Position, error) {
+	seedStart := time.Now()
 	l := r.leaser(opt.Holder)
 	if err := l.acquire(ctx); err != nil {
 		return Position{}, fmt.Errorf("seed: %w", err)
 	}
 	defer l.release(context.WithoutCancel(ctx))
+	r.logger.Debug("seed lease acquired", "took", time.Since(seedStart))
 
 	info, err := r.Inspect(ctx)
 	if err != nil {
@@ -383,9 +434,10 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 
 	start := r.bytes.Load()
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var wg, progress sync.WaitGroup
+	stopProgress := sync.OnceFunc(func() { close(stop); progress.Wait() })
 	if opt.Progress != nil {
-		wg.Go(func() {
+		progress.Go(func() {
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -398,7 +450,7 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 			}
 		})
 	}
-	defer func() { close(stop); wg.Wait() }()
+	defer func() { stopProgress(); wg.Wait() }()
 
 	// Renew the lease while uploading; a seed of a large database on a
 	// slow link outlives one TTL.
@@ -407,6 +459,7 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 	wg.Go(func() { r.renewLoop(renewCtx, l, cancelRenew) })
 
 	uploadStart := time.Now()
+	r.logger.Debug("seed prepared", "took", uploadStart.Sub(seedStart))
 	pos, err := upload(renewCtx)
 	r.logger.Debug("seed uploaded", "in_place", direct, "took", time.Since(uploadStart), "err", err)
 	if err != nil {
@@ -416,6 +469,7 @@ func (r *Replica) Seed(ctx context.Context, dbPath string, opt SeedOptions) (Pos
 		return Position{}, fmt.Errorf("seed: %w", err)
 	}
 	if opt.Progress != nil {
+		stopProgress() // no report after the last
 		opt.Progress(total, total)
 	}
 	r.logger.Info("seeded", "replica", r.where, "db", dbPath, "txid", pos.TXID, "bytes", total)

@@ -25,9 +25,12 @@ import (
 // page on the way, which makes it CPU bound.
 //
 // The work is pipelined: the plan's files are downloaded ahead in chunks
-// by concurrent ranged GETs (planFetcher), one goroutine decodes them in
-// order, and another writes runs of consecutive pages with one WriteAt
-// each, starting writeback early so the final fsync is short.
+// by concurrent ranged GETs (planFetcher, a chunk whose body breaks off is
+// fetched again); one goroutine splits each file into page frames, in
+// order, and workers decompress, hash and write batches of them, runs of
+// consecutive pages with one WriteAt each (parallelDecoder), starting
+// writeback early so the one fsync at the end is short. A file is fully
+// written before the next one's pages are.
 //
 // Each file's own checksum is verified by the decoder (and a snapshot's
 // post-apply checksum against the pages it decoded, which are the pages
@@ -108,13 +111,15 @@ func (st *applyState) apply(r io.Reader, f *os.File, pageSize uint32) (ltx.Heade
 	flags := binary.BigEndian.Uint16(head[ltx.HeaderSize+4:])
 	pgno := binary.BigEndian.Uint32(head[ltx.HeaderSize:])
 	if flags&ltx.PageHeaderFlagSize != 0 || pgno == 0 && flags == 0 {
+		var hdr ltx.Header
+		if err := hdr.UnmarshalBinary(head); err != nil {
+			return hdr, ltx.Trailer{}, fmt.Errorf("unmarshal header: %w", err)
+		} else if err := hdr.Validate(); err != nil {
+			return hdr, ltx.Trailer{}, err
+		} else if pageSize != 0 && hdr.PageSize != pageSize {
+			return hdr, ltx.Trailer{}, fmt.Errorf("page size %d, earlier files %d", hdr.PageSize, pageSize)
+		}
 		if st.dec == nil {
-			var hdr ltx.Header
-			if err := hdr.UnmarshalBinary(head); err != nil {
-				return hdr, ltx.Trailer{}, fmt.Errorf("unmarshal header: %w", err)
-			} else if err := hdr.Validate(); err != nil {
-				return hdr, ltx.Trailer{}, err
-			}
 			st.dec = newParallelDecoder(f, hdr.PageSize)
 		}
 		return st.dec.decode(head, r)
@@ -164,8 +169,11 @@ func applyFile(r io.Reader, f *os.File, pageSize uint32) (ltx.Header, ltx.Traile
 	return hdr, dec.Trailer(), nil
 }
 
-// runPages is how many consecutive pages one write covers at most.
-const runPages = 256
+// runBytes is how many bytes of consecutive pages one write covers at
+// most.
+const runBytes = 1 << 20
+
+func runPages(ps int) int { return max(1, runBytes/ps) }
 
 // pageWriter collects decoded pages into runs of consecutive page numbers
 // and writes each run with one WriteAt, in order, from its own goroutine.
@@ -179,6 +187,7 @@ type pageWriter struct {
 	cur    []byte
 	start  uint32 // page number of cur's first page
 	n      int    // pages in cur
+	max    int    // pages per run
 	closed bool
 }
 
@@ -189,9 +198,9 @@ type pageRun struct {
 }
 
 func newPageWriter(f *os.File, ps int) *pageWriter {
-	w := &pageWriter{f: f, ps: ps, free: make(chan []byte, 4), runs: make(chan pageRun, 3), done: make(chan struct{})}
+	w := &pageWriter{f: f, ps: ps, max: runPages(ps), free: make(chan []byte, 4), runs: make(chan pageRun, 3), done: make(chan struct{})}
 	for range cap(w.free) {
-		w.free <- make([]byte, runPages*ps)
+		w.free <- make([]byte, w.max*ps)
 	}
 	w.cur = <-w.free
 	go w.loop()
@@ -238,7 +247,7 @@ func (w *pageWriter) commit(pgno uint32) error {
 		copy(w.cur, page)
 		w.start, w.n = pgno, 1
 	}
-	if w.n == runPages {
+	if w.n == w.max {
 		return w.send()
 	}
 	return nil
@@ -300,9 +309,10 @@ func checksumFile(f *os.File, pageSize, commit uint32) (ltx.Checksum, error) {
 		wg.Go(func() {
 			var s ltx.Checksum
 			h := ltx.NewHasher()
-			buf := make([]byte, runPages*int(pageSize))
-			for p := first; p <= last; p += runPages {
-				n := min(runPages, int(last-p+1))
+			per := runPages(int(pageSize))
+			buf := make([]byte, per*int(pageSize))
+			for p := first; p <= last; p += uint32(per) {
+				n := min(per, int(last-p+1))
 				b := buf[:n*int(pageSize)]
 				if _, err := f.ReadAt(b, int64(p-1)*int64(pageSize)); err != nil {
 					mu.Lock()
@@ -561,4 +571,51 @@ func (p *planFetcher) close() {
 		}
 	}()
 	p.wg.Wait()
+}
+
+// prelistedClient serves LTXFiles (without metadata) from listings of
+// every level made at once, so CalcRestorePlan's walk over the levels
+// costs one round trip instead of one per level.
+type prelistedClient struct {
+	ls.ReplicaClient
+	levels [ls.SnapshotLevel + 1][]ltx.FileInfo
+}
+
+func prelist(ctx context.Context, c ls.ReplicaClient) (*prelistedClient, error) {
+	p := &prelistedClient{ReplicaClient: c}
+	var (
+		wg   sync.WaitGroup
+		errs [ls.SnapshotLevel + 1]error
+	)
+	for level := range p.levels {
+		wg.Go(func() {
+			itr, err := c.LTXFiles(ctx, level, 0, false)
+			if err != nil {
+				errs[level] = err
+				return
+			}
+			for itr.Next() {
+				p.levels[level] = append(p.levels[level], *itr.Item())
+			}
+			errs[level] = itr.Close()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *prelistedClient) LTXFiles(ctx context.Context, level int, seek ltx.TXID, useMetadata bool) (ltx.FileIterator, error) {
+	if useMetadata || level < 0 || level >= len(p.levels) {
+		return p.ReplicaClient.LTXFiles(ctx, level, seek, useMetadata)
+	}
+	var out []*ltx.FileInfo
+	for _, info := range p.levels[level] {
+		if info.MinTXID >= seek {
+			out = append(out, &info)
+		}
+	}
+	return ltx.NewFileInfoSliceIterator(out), nil
 }

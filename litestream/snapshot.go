@@ -17,11 +17,16 @@ import (
 	"github.com/superfly/ltx"
 )
 
-// The seed's fast path: instead of running litestream's DB on the staged
-// copy (which encodes a compressed LTX file page by page to local disk,
-// fsyncs it, then uploads it), Seed checkpoints the staged copy and
-// streams a snapshot LTX file of it straight into the replica's
-// WriteLTXFile, compressing pages on every core.
+// The seed's fast path: instead of running litestream's DB on a staged
+// copy (which adds its bookkeeping tables, encodes a compressed LTX file
+// page by page to local disk, fsyncs it, then uploads it), Seed streams a
+// snapshot LTX file of the database file straight into the replica's
+// WriteLTXFile, compressing and checksumming pages on every core. The
+// file is the source itself when it holds every transaction (WAL mode, no
+// -wal; see directSource), else a staged copy checkpointed through SQLite
+// (checkpointStaged). Unlike litestream's, the snapshot holds no
+// _litestream_seq/_litestream_lock tables: litestream creates them when
+// it next replicates the database.
 //
 // The file is the one litestream's first sync writes: level 0, TXID 1-1,
 // every page of the database in order except the lock page, LZ4 block
@@ -193,13 +198,16 @@ type snapChunk struct {
 	frames []byte   // encoded frames, lock page skipped
 	sizes  []uint32 // frame size per encoded page
 	pgnos  []uint32
+	crc    uint64 // CRC-64 of the chunk's hashed bytes (frame heads, raw pages)
+	hlen   int64  // their length
 	err    error
 	done   chan struct{}
 }
 
 // encodeSnapshot writes an LTX snapshot of the commit pages of f, under
 // hdr, to w: pages are read and compressed by workers in parallel and
-// written, hashed and indexed in order. It returns the bytes written.
+// indexed and written in order (the file checksum is combined from the
+// workers' checksums of their chunks). It returns the bytes written.
 // check, when set, runs after the last page was read; its error stops
 // the encoding before the file is complete.
 func encodeSnapshot(ctx context.Context, w io.Writer, f io.ReaderAt, hdr ltx.Header, workers int, check func() error) (int64, error) {
@@ -285,12 +293,10 @@ func encodeSnapshot(ctx context.Context, w io.Writer, f io.ReaderAt, hdr ltx.Hea
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
+		crc = crc64Combine(crc, ch.crc, ch.hlen)
 		off := 0
 		for i, pgno := range ch.pgnos {
 			fr := ch.frames[off : off+int(ch.sizes[i])]
-			crc = crc64.Update(crc, crcISO, fr[:ltx.PageHeaderSize+4])
-			p := int(pgno - ch.first)
-			crc = crc64.Update(crc, crcISO, ch.raw[p*ps:(p+1)*ps])
 			rec = binary.AppendUvarint(rec[:0], uint64(pgno))
 			rec = binary.AppendUvarint(rec, uint64(n+int64(off)))
 			rec = binary.AppendUvarint(rec, uint64(len(fr)))
@@ -342,6 +348,8 @@ func compressChunk(c *lz4.Compressor, f io.ReaderAt, ch *snapChunk, ps int, comm
 		return fmt.Errorf("read pages %d-%d: %w", ch.first, last, err)
 	}
 	ch.frames, ch.sizes, ch.pgnos = ch.frames[:0], ch.sizes[:0], ch.pgnos[:0]
+	var crc uint64
+	defer func() { ch.crc, ch.hlen = crc, int64(len(ch.pgnos))*int64(ltx.PageHeaderSize+4+ps) }()
 	for pgno := ch.first; pgno <= last; pgno++ {
 		if pgno == lockPgno {
 			continue
@@ -359,6 +367,8 @@ func compressChunk(c *lz4.Compressor, f io.ReaderAt, ch *snapChunk, ps int, comm
 			return fmt.Errorf("compress page %d: lz4 block compression failed", pgno)
 		}
 		binary.BigEndian.PutUint32(ch.frames[start+ltx.PageHeaderSize:], uint32(m))
+		crc = crc64.Update(crc, crcISO, ch.frames[start:start+ltx.PageHeaderSize+4])
+		crc = crc64.Update(crc, crcISO, raw[p*ps:(p+1)*ps])
 		ch.frames = ch.frames[:len(ch.frames)+m]
 		ch.sizes = append(ch.sizes, uint32(len(ch.frames)-start))
 		ch.pgnos = append(ch.pgnos, pgno)

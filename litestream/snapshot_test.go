@@ -206,3 +206,34 @@ func TestSeedSnapshotChangedAborts(t *testing.T) {
 		t.Fatalf("replica after aborted seed: %+v", info)
 	}
 }
+
+// A replica seeded from a database read in place (several encoder chunks)
+// restores to the same bytes with ferry's restore and litestream's.
+func TestSeedInPlaceRestoresLikeLibrary(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Local(t)
+	bucket := srv.CreateBucket(t, "")
+	src := filepath.Join(t.TempDir(), "r.db")
+	sqlitetest.Random(t, src, 5)
+	if _, ok := func() (uint32, bool) { _, c, ok, _ := directSource(src); return c, ok }(); !ok {
+		t.Fatal("fixture not read in place")
+	}
+	r := openReplica(t, srv, bucket, "db")
+	if _, err := r.Seed(ctx, src, SeedOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lib := openReplica(t, srv, bucket, "db")
+	lib.libraryRestore = true
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "fast"), filepath.Join(dir, "lib")
+	if _, err := r.Restore(ctx, a, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Restore(ctx, b, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fileBytes(t, a) != fileBytes(t, b) {
+		t.Fatal("fast and library restores differ")
+	}
+	sameFingerprint(t, fingerprint(t, src), a)
+}

@@ -10,10 +10,5 @@ import (
 // the fsync at the end of a restore has little left to wait for. Errors
 // are ignored: the fsync reports them.
 func startWriteback(f *os.File) {
-	if noWriteback {
-		return
-	}
 	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
-
-var noWriteback bool

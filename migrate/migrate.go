@@ -86,7 +86,8 @@ type Warm interface {
 	// StartWarm begins replicating every database to its replica.
 	StartWarm(ctx context.Context) error
 	// FinishWarm, called after Stop, syncs what the service wrote last
-	// and stops replicating. Calling it again does nothing.
+	// and stops replicating, also replication an interrupted run left
+	// behind. With nothing replicating it does nothing.
 	FinishWarm(ctx context.Context) error
 }
 

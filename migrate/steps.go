@@ -353,13 +353,18 @@ func (m *Migration) seedStep(db ferry.Database, warm Warm, isWarm bool) runbook.
 			if !ok {
 				return fmt.Errorf("the final backup has no copy of %s", db.Path)
 			}
+			// Nothing else may write to the replica: whatever replication
+			// is left running (this run's, or an interrupted warm run's)
+			// syncs one last time and stops first.
+			if warm != nil {
+				if err := warm.FinishWarm(ctx); err != nil {
+					return err
+				}
+			}
 			var pos Position
 			if isWarm {
 				// The final sync's position is read back from the store;
 				// the proof step then shows it equals the stopped source.
-				if err := warm.FinishWarm(ctx); err != nil {
-					return err
-				}
 				if pos, err = m.Replicas[db.Name].Latest(ctx); err != nil {
 					return err
 				}

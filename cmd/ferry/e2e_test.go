@@ -57,7 +57,7 @@ volumes:
   config-overseerr:
 `
 
-func newWorld(t *testing.T, outcome nomadtest.Outcome) *world {
+func newWorld(t *testing.T, outcome nomadtest.Outcome, appEnv ...string) *world {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs containers, an S3 server and the Nomad double")
@@ -65,7 +65,7 @@ func newWorld(t *testing.T, outcome nomadtest.Outcome) *world {
 	w := &world{t: t, dir: t.TempDir()}
 	w.host = dockertest.Connect(t, docker.Options{})
 	img := dockertest.StandinImage(t, w.host)
-	w.service = dockertest.ComposeService(t, w.host, "downloads"+dockertest.Suffix(), "overseerr", img, "config-overseerr", "/app/config", nil)
+	w.service = dockertest.ComposeService(t, w.host, "downloads"+dockertest.Suffix(), "overseerr", img, "config-overseerr", "/app/config", appEnv)
 	if err := w.host.Start(context.Background(), w.service.ContainerID); err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +81,8 @@ func newWorld(t *testing.T, outcome nomadtest.Outcome) *world {
 	registrytest.PushIndex(t, lsImage, "amd64", "arm64")
 
 	w.nomad = nomadtest.New(t, nomadtest.Options{
-		Nodes:   []nomadtest.Node{{Name: "hestia", Arch: "amd64"}, {Name: "pi-1", Arch: "arm64"}},
-		Plugins: []nomadtest.Plugin{{ID: "glusterfs", NodesHealthy: 2, NodesExpected: 2, ControllersHealthy: 1}},
+		Nodes:                  []nomadtest.Node{{Name: "hestia", Arch: "amd64"}, {Name: "pi-1", Arch: "arm64"}},
+		Plugins:                []nomadtest.Plugin{{ID: "glusterfs", NodesHealthy: 2, NodesExpected: 2, ControllersHealthy: 1}},
 		MemoryOversubscription: true,
 	})
 	w.nomad.Script("overseerr", nomadtest.Behavior{
@@ -333,6 +333,36 @@ func TestFailedDeployRollsBack(t *testing.T) {
 	}
 	if stop := j.Lookup(migrate.StepStop); stop.State != runbook.StateUndone {
 		t.Errorf("stop step is %s, want undone", stop.State)
+	}
+	w.noSecrets(out, errOut)
+}
+
+// TestMigrateWarm: replicating while the app still writes, then a final
+// sync after the stop: the replica equals the stopped app's database,
+// rows written during replication included.
+func TestMigrateWarm(t *testing.T) {
+	w := newWorld(t, nomadtest.Healthy, "WRITE_INTERVAL=50ms")
+	img := dockertest.LitestreamImage(t, w.host)
+	code, out, errOut := w.ferry("migrate", "-f", w.spec, "--warm", "--warm-image", img)
+	if code != 0 {
+		t.Fatalf("migrate --warm: exit %d\n%s%s", code, out, errOut)
+	}
+	j := w.journal()
+	if j.Lookup(migrate.StepWarm) == nil || j.Lookup(migrate.StepProof+":db").State != runbook.StateDone {
+		t.Fatalf("journal %+v: want the warm step and the proof done", j.Steps)
+	}
+	// The proof compared the replica with the stopped source; check the
+	// stopped source holds rows written after the warm replication began.
+	src, err := (&migrate.Migration{Dir: filepath.Join(w.dir, ".ferry", "overseerr")}).SourceFingerprint("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mr, _ := src.Table("media_request"); mr.Rows <= 20 {
+		t.Errorf("media_request has %d rows: the app's writes during replication are missing", mr.Rows)
+	}
+	helpers, err := w.host.Helpers(context.Background(), &docker.Container{ID: w.service.ContainerID, Name: "overseerr"}, docker.WarmOptions{})
+	if err != nil || len(helpers) != 0 {
+		t.Errorf("helpers left behind: %d, %v", len(helpers), err)
 	}
 	w.noSecrets(out, errOut)
 }

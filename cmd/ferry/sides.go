@@ -108,6 +108,7 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 		Dir:     dir,
 		Source: &adapt.DockerSource{
 			Host: dh, Service: withStore(svc, warmStore), WarmImage: warmImage, WarmEnv: warmEnv, WarmNetwork: f.warmNetwork,
+			WarmSettled: func(ctx context.Context) error { return settled(ctx, replicas, svc.Litestream.SyncInterval) },
 		},
 		Replicas: replicas,
 		Cluster:  cluster,
@@ -149,6 +150,42 @@ func (f *sideFlags) replicas(ctx context.Context, e *env, svc *ferry.Service, nc
 		out[db.Name] = r
 	}
 	return out, creds, nil
+}
+
+// settled returns once every replica holds something and its position
+// has not moved for three sync intervals (at least 2s), within 2 minutes.
+func settled(ctx context.Context, replicas map[string]migrate.Replica, interval time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for name, r := range replicas {
+		if err := settle(ctx, r, interval, max(3*interval, 2*time.Second)); err != nil {
+			return fmt.Errorf("replica %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func settle(ctx context.Context, r migrate.Replica, interval, quiet time.Duration) error {
+	var last uint64
+	var since time.Time
+	for {
+		pos, err := r.Latest(ctx)
+		switch {
+		case errors.Is(err, litestream.ErrNoReplica):
+			// nothing replicated yet
+		case err != nil:
+			return err
+		case since.IsZero() || pos.TXID != last:
+			last, since = pos.TXID, time.Now()
+		case time.Since(since) >= quiet:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not settled: %w", ctx.Err())
+		case <-time.After(interval):
+		}
+	}
 }
 
 // withStore is svc with another object store address (the one the compose

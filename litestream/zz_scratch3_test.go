@@ -1,3 +1,0 @@
-package litestream
-import "time"
-var timeZero time.Time
