@@ -3,23 +3,14 @@ package nomad_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/internal/testenv/registrytest"
 	"github.com/ferry-migrate/ferry/nomad"
 	"github.com/ferry-migrate/ferry/nomad/nomadtest"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -34,71 +25,6 @@ func baseService() ferry.Service {
 	}
 }
 
-// registryWithAuth is a real in-process registry; with user set, every
-// request needs that basic-auth user (password "pw").
-func registryWithAuth(t *testing.T, user string) string {
-	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); user != "" && (!ok || u != user || p != "pw") {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-func imageFor(t *testing.T, arch string) v1.Image {
-	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-// pushIndex pushes a multi-platform index (manifest list) with archs.
-func pushIndex(t *testing.T, ref string, opts []remote.Option, archs ...string) {
-	t.Helper()
-	var adds []mutate.IndexAddendum
-	for _, a := range archs {
-		adds = append(adds, mutate.IndexAddendum{Add: imageFor(t, a), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: a}}})
-	}
-	idx := mutate.AppendManifests(empty.Index, adds...)
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx, opts...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-}
-
-func pushImage(t *testing.T, ref, arch string) {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, imageFor(t, arch)); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-}
-
 func problems(r *nomad.Report) map[string]string {
 	m := map[string]string{}
 	for _, p := range r.Problems {
@@ -109,10 +35,10 @@ func problems(r *nomad.Report) map[string]string {
 
 func TestPreflightPlatforms(t *testing.T) {
 	doubleOnly(t)
-	reg := registryWithAuth(t, "")
-	pushIndex(t, reg+"/sctx/overseerr:1.34.0", nil, "amd64", "arm64")
-	pushIndex(t, reg+"/litestream/litestream:0.5.18", nil, "amd64")
-	pushImage(t, reg+"/single/arm:1", "arm64")
+	reg := registrytest.Start(t, "", "")
+	registrytest.PushIndex(t, reg+"/sctx/overseerr:1.34.0", []string{"amd64", "arm64"})
+	registrytest.PushIndex(t, reg+"/litestream/litestream:0.5.18", []string{"amd64"})
+	registrytest.PushImage(t, reg+"/single/arm:1", "arm64")
 
 	c := newCluster(t, nomadtest.Options{Nodes: mixedNodes, Plugins: []nomadtest.Plugin{{ID: "glusterfs", NodesHealthy: 3, NodesExpected: 3}}})
 	cl, _ := c.client(t, nomad.Config{})
@@ -155,9 +81,9 @@ func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 
 func TestPreflightPrivateRegistry(t *testing.T) {
 	doubleOnly(t)
-	reg := registryWithAuth(t, "ferry")
+	reg := registrytest.Start(t, "ferry", "pw")
 	kc := staticKeychain{"ferry", "pw"}
-	pushIndex(t, reg+"/private/app:1", []remote.Option{remote.WithAuthFromKeychain(kc)}, "amd64", "arm64")
+	registrytest.PushIndex(t, reg+"/private/app:1", []string{"amd64", "arm64"}, remote.WithAuthFromKeychain(kc))
 	c := newCluster(t, nomadtest.Options{Nodes: mixedNodes, Plugins: []nomadtest.Plugin{{ID: "glusterfs", NodesHealthy: 3, NodesExpected: 3}}})
 	cl, _ := c.client(t, nomad.Config{})
 	in := nomad.PreflightInput{Service: baseService(), Images: []string{reg + "/private/app:1"}}

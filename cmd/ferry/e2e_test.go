@@ -74,11 +74,11 @@ func newWorld(t *testing.T, outcome nomadtest.Outcome, appEnv ...string) *world 
 	w.s3 = s3test.Versitygw(t)
 	bucket := w.s3.CreateBucket(t, "overseerr-litestream")
 
-	reg := registrytest.Start(t)
+	reg := registrytest.Start(t, "", "")
 	image := reg + "/sctx/overseerr:1.34.0"
 	lsImage := reg + "/litestream/litestream:0.5.18"
-	registrytest.PushIndex(t, image, "amd64", "arm64")
-	registrytest.PushIndex(t, lsImage, "amd64", "arm64")
+	registrytest.PushIndex(t, image, []string{"amd64", "arm64"})
+	registrytest.PushIndex(t, lsImage, []string{"amd64", "arm64"})
 
 	w.nomad = nomadtest.New(t, nomadtest.Options{
 		Nodes:                  []nomadtest.Node{{Name: "hestia", Arch: "amd64"}, {Name: "pi-1", Arch: "arm64"}},

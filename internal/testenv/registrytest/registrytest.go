@@ -1,11 +1,12 @@
 // Package registrytest runs a real container registry in process
-// (go-containerregistry's registry) and pushes multi-platform images to
-// it, for the preflight's image-architecture checks.
+// (go-containerregistry's registry) and pushes images to it, for the
+// preflight's image-architecture checks.
 package registrytest
 
 import (
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -20,40 +21,68 @@ import (
 )
 
 // Start serves a registry on loopback until the test ends and returns its
-// host:port.
-func Start(t testing.TB) string {
+// host:port. With user set, every request needs that user and password
+// (basic auth), as a private registry does.
+func Start(t testing.TB, user, password string) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); user != "" && (!ok || u != user || p != password) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// PushIndex pushes ref as a manifest list with one small random image per
-// architecture (linux).
-func PushIndex(t testing.TB, ref string, archs ...string) {
+// Image is a small random linux image of arch.
+func Image(t testing.TB, arch string) v1.Image {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", arch
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// PushIndex pushes ref as a manifest list with one image per architecture.
+func PushIndex(t testing.TB, ref string, archs []string, opts ...remote.Option) {
 	t.Helper()
 	var adds []mutate.IndexAddendum
 	for _, a := range archs {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf = cf.DeepCopy()
-		cf.OS, cf.Architecture = "linux", a
-		if img, err = mutate.ConfigFile(img, cf); err != nil {
-			t.Fatal(err)
-		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: a}}})
+		adds = append(adds, mutate.IndexAddendum{Add: Image(t, a), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: a}}})
 	}
+	if err := remote.WriteIndex(parse(t, ref), mutate.AppendManifests(empty.Index, adds...), opts...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+// PushImage pushes ref as a single-platform image.
+func PushImage(t testing.TB, ref, arch string, opts ...remote.Option) {
+	t.Helper()
+	if err := remote.Write(parse(t, ref), Image(t, arch), opts...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+func parse(t testing.TB, ref string) name.Reference {
+	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteIndex(r, mutate.AppendManifests(empty.Index, adds...)); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
+	return r
 }
