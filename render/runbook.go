@@ -137,7 +137,7 @@ func runbook(s *ferry.Service) []byte {
 
 	w("## 9. Hold for %s\n\n", hold)
 	w("Keep the stopped compose container and its volume. `ferry status -f ferry.hcl` shows the replication lag.\n")
-	w("Rollback: `ferry rollback -f ferry.hcl` (writes made on Nomad since step 6 stay in the replica only).\n\n")
+	w("Rollback: `ferry rollback --force -f ferry.hcl`; without --force it refuses after a verify, because writes made on Nomad since step 6 are in the replica only, not in the compose volume.\n\n")
 
 	w("## 10. Finish\n\n")
 	w("`ferry finish -f ferry.hcl` removes the compose service from its compose file (comments kept) after the hold.\n")
