@@ -10,6 +10,7 @@ bin="$(go env GOPATH)/bin"
 need_apt=()
 command -v busybox >/dev/null || need_apt+=(busybox)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq
@@ -35,4 +36,10 @@ if [ ! -x "$bin/litestream-v0.3.13" ]; then
 	GOBIN="$tmp" CGO_ENABLED=1 go install github.com/benbjohnson/litestream/cmd/litestream@v0.3.13
 	mv "$tmp/litestream" "$bin/litestream-v0.3.13"
 	rm -rf "$tmp"
+fi
+
+# terraform, for the apply = "terraform" path (plan/apply -target). Machines
+# of this kind ship one; elsewhere build the last MPL-2.0 release.
+if ! command -v terraform >/dev/null; then
+	go install github.com/hashicorp/terraform@v1.5.7
 fi
