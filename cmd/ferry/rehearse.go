@@ -25,6 +25,10 @@ func cmdRehearse(ctx context.Context, e *env, args []string) error {
 	}
 	opt := rehearse.Options{Service: svc, Data: *data, Keep: *keep, Warm: *warm, Log: e.log}
 	if *data == "" {
+		// The bundled data is Overseerr's config directory.
+		if len(svc.Databases) != 1 || svc.Databases[0].Path != svc.ConfigDir+"/db/db.sqlite3" {
+			return &usageError{msg: "the bundled example data is Overseerr's; for " + svc.Name + " pass --data DIR holding a copy of its config directory " + svc.ConfigDir}
+		}
 		opt.DataFS, opt.DataRoot = examples.OverseerrData, examples.OverseerrDataRoot
 	}
 	if !*asJSON {
