@@ -126,3 +126,53 @@ func mustSub(t testing.TB) fs.FS {
 	}
 	return sub
 }
+
+// TestRehearseTwoDatabases: the media server's two databases, under a
+// path with spaces, are restored by one script and arrive whole.
+func TestRehearseTwoDatabases(t *testing.T) {
+	needTools(t)
+	svc, err := config.Load("../examples/media-server/ferry.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	dbDir := filepath.Join(data, "Library", "Application Support", "Plex Media Server", "Plug-in Support", "Databases")
+	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string][]string{
+		"com.plexapp.plugins.library.db":       svc.Databases[0].UserTables,
+		"com.plexapp.plugins.library.blobs.db": svc.Databases[1].UserTables,
+	}
+	for file, names := range tables {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dbDir, file)+"?_pragma=journal_mode(wal)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			if _, err := db.Exec(fmt.Sprintf(`CREATE TABLE %s (id INTEGER PRIMARY KEY, v TEXT)`, n)); err != nil {
+				t.Fatal(err)
+			}
+			for r := 0; r <= i; r++ {
+				db.Exec(fmt.Sprintf(`INSERT INTO %s (v) VALUES ('row %d')`, n, r))
+			}
+		}
+		db.Close()
+	}
+	if err := os.WriteFile(filepath.Join(dbDir, "..", "..", "Preferences.xml"), []byte(`<Preferences PlexOnlineToken="canary-token"/>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rehearse.Run(context.Background(), rehearse.Options{Service: svc, Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Parity || len(res.Restored) != 2 {
+		t.Fatalf("parity %t, restored %d databases", res.Parity, len(res.Restored))
+	}
+	if b, _ := res.Restored["blobs"].Table("blobs"); b.Rows != 1 {
+		t.Errorf("blobs has %d rows, want 1", b.Rows)
+	}
+	if m, _ := res.Restored["library"].Table("metadata_item_views"); m.Rows != 7 {
+		t.Errorf("metadata_item_views has %d rows, want 7", m.Rows)
+	}
+}
