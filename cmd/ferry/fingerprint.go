@@ -45,9 +45,12 @@ func cmdFingerprint(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(e.stdout, "fingerprint", fp)
+		if err := printJSON(e.stdout, "fingerprint", fp); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(e.stdout, fp.String())
 	}
-	fmt.Fprint(e.stdout, fp.String())
 	if !fp.OK() {
 		return fmt.Errorf("fingerprint: %s fails its integrity check", file)
 	}
