@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
 
 	"github.com/ferry-migrate/ferry"
 	"github.com/ferry-migrate/ferry/adapt"
@@ -197,28 +200,59 @@ func withStore(svc *ferry.Service, store ferry.ObjectStore) *ferry.Service {
 }
 
 // credentials finds the object store keys: the environment first
-// (LITESTREAM_* or AWS_*), then, for secrets in Nomad Variables, the
-// variable the spec names. Vault is read by the cluster's tasks only;
-// ferry itself then needs the keys in its environment.
+// (LITESTREAM_* or AWS_*), then the spec's secret source: the Nomad
+// Variable it names, or its Vault KV v2 secret when VAULT_ADDR and
+// VAULT_TOKEN are set (read with Vault's own client).
 func credentials(ctx context.Context, svc *ferry.Service, nc *nomad.Client) (litestream.Credentials, error) {
 	if c, ok := litestream.CredentialsFromEnv(); ok {
 		return c, nil
 	}
-	if svc.Secrets.Provider == ferry.SecretsNomad {
+	var items map[string]any
+	switch {
+	case svc.Secrets.Provider == ferry.SecretsNomad:
 		v, _, err := nc.API().Variables().Read(svc.Secrets.Path, nil)
 		if err != nil {
 			return litestream.Credentials{}, fmt.Errorf("read the object store keys from Nomad variable %s: %w", svc.Secrets.Path, err)
 		}
-		c := litestream.Credentials{AccessKeyID: v.Items[svc.Secrets.AccessKeyKey], SecretAccessKey: v.Items[svc.Secrets.SecretKeyKey]}
-		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-			return litestream.Credentials{}, fmt.Errorf("Nomad variable %s lacks %s or %s", svc.Secrets.Path, svc.Secrets.AccessKeyKey, svc.Secrets.SecretKeyKey)
+		items = map[string]any{}
+		for k, val := range v.Items {
+			items[k] = val
 		}
-		return c, nil
+	case os.Getenv("VAULT_ADDR") != "" && os.Getenv("VAULT_TOKEN") != "":
+		var err error
+		if items, err = vaultKV2(ctx, svc.Secrets.Path); err != nil {
+			return litestream.Credentials{}, err
+		}
+	default:
+		return litestream.Credentials{}, errNoCredentials
 	}
-	return litestream.Credentials{}, errNoCredentials
+	id, _ := items[svc.Secrets.AccessKeyKey].(string)
+	secret, _ := items[svc.Secrets.SecretKeyKey].(string)
+	if id == "" || secret == "" {
+		return litestream.Credentials{}, fmt.Errorf("the secret %s lacks %s or %s", svc.Secrets.Path, svc.Secrets.AccessKeyKey, svc.Secrets.SecretKeyKey)
+	}
+	return litestream.Credentials{AccessKeyID: id, SecretAccessKey: secret}, nil
 }
 
-var errNoCredentials = errors.New("no object store credentials: set LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY")
+// vaultKV2 reads a KV v2 secret the way the jobspec's template names it:
+// "nomad/default/overseerr" is path "default/overseerr" of mount "nomad".
+func vaultKV2(ctx context.Context, path string) (map[string]any, error) {
+	mount, rest, ok := strings.Cut(path, "/")
+	if !ok {
+		return nil, fmt.Errorf("vault secret %q: want <mount>/<path>", path)
+	}
+	vc, err := vault.NewClient(vault.DefaultConfig()) // VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT...
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	s, err := vc.KVv2(mount).Get(ctx, rest)
+	if err != nil {
+		return nil, fmt.Errorf("read the object store keys from Vault secret %s: %w", path, err)
+	}
+	return s.Data, nil
+}
+
+var errNoCredentials = errors.New("no object store credentials: set LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY, or VAULT_ADDR and VAULT_TOKEN to read the spec's Vault secret")
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
