@@ -42,10 +42,7 @@ type Options struct {
 	// go to a temporary directory removed at the end.
 	Keep string
 	// Warm replicates before the stop, as `ferry migrate --warm` does.
-	Warm bool
-	// Tools is where busybox and litestream are found; empty means PATH
-	// and $(go env GOPATH)/bin.
-	Tools    []string
+	Warm     bool
 	Log      *slog.Logger
 	Progress func(step string, done, total int64)
 	// Observer hears each step start and finish.
@@ -75,7 +72,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	defer cleanup()
 
-	bin, err := toolDir(root, opt.Tools)
+	bin, err := toolDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("rehearse: %w", err)
 	}

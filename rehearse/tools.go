@@ -8,18 +8,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/ferry-migrate/ferry/internal/tools"
 )
 
 // toolDir builds the tasks' PATH: every busybox applet (as in the
 // litestream image, which is Alpine-based) and the litestream CLI, and
 // nothing else from this machine, so the restore script cannot lean on a
 // tool the image lacks.
-func toolDir(root string, search []string) (string, error) {
-	busybox, err := findTool("busybox", search)
+func toolDir(root string) (string, error) {
+	busybox, err := tools.Find("busybox")
 	if err != nil {
 		return "", err
 	}
-	ls, err := findTool("litestream", search)
+	ls, err := tools.Find("litestream")
 	if err != nil {
 		return "", err
 	}
@@ -40,27 +42,4 @@ func toolDir(root string, search []string) (string, error) {
 		return "", err
 	}
 	return bin, nil
-}
-
-// ErrToolMissing is a tool the rehearsal needs and cannot find.
-var ErrToolMissing = errors.New("tool not found")
-
-func findTool(name string, search []string) (string, error) {
-	dirs := append([]string{}, search...)
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		dirs = append(dirs, filepath.Join(gp, "bin"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", fmt.Errorf("%s: %w (scripts/install-tools.sh installs it)", name, ErrToolMissing)
 }

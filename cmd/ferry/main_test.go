@@ -11,6 +11,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ferry-migrate/ferry/internal/testenv"
+	"github.com/ferry-migrate/ferry/internal/tools"
 )
 
 func TestMain(m *testing.M) {
@@ -47,7 +48,7 @@ func TestScripts(t *testing.T) {
 			if !ok {
 				return false, fmt.Errorf("unknown condition %q", cond)
 			}
-			if _, err := testenv.Find(tool); err != nil {
+			if _, err := tools.Find(tool); err != nil {
 				if os.Getenv(testenv.RequireRealEnv) != "" {
 					return false, fmt.Errorf("missing real part %s (and %s is set)", tool, testenv.RequireRealEnv)
 				}

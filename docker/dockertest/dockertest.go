@@ -119,10 +119,7 @@ func BuildImage(t testing.TB, h *docker.Host, name, dockerfile string, files map
 // GoBinary builds a static binary of a package of this module.
 func GoBinary(t testing.TB, pkg string) []byte {
 	t.Helper()
-	goBin, err := testenv.Find("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go") // the toolchain running the test
 	out := filepath.Join(t.TempDir(), "bin")
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")

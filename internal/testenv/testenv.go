@@ -9,9 +9,9 @@ package testenv
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/ferry-migrate/ferry/internal/tools"
 )
 
 // RequireRealEnv is the variable that turns skips for missing real parts
@@ -27,34 +27,13 @@ func Skip(t testing.TB, reason string) {
 	t.Skip(reason)
 }
 
-// LookPath finds a program on PATH or in GOPATH/bin (where the set-up
-// script installs pinned tools), or skips t.
+// LookPath finds a program as tools.Find does (the pinned install first,
+// then PATH), or skips t.
 func LookPath(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := Find(name); err == nil {
+	if p, err := tools.Find(name); err == nil {
 		return p
 	}
 	Skip(t, name+" not found on PATH or in $(go env GOPATH)/bin; run scripts/install-tools.sh")
 	return ""
-}
-
-// Find looks for a program on PATH, then in GOPATH/bin and ~/go/bin.
-func Find(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		dirs = append(dirs, filepath.Join(gp, "bin"))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
 }
