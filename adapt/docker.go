@@ -63,9 +63,11 @@ func (s *DockerSource) Container(ctx context.Context) (*docker.Container, error)
 	return c, nil
 }
 
-func (s *DockerSource) request() backup.Request {
-	req := backup.Request{Files: s.Service.ConfigFiles}
-	for _, db := range s.Service.Databases {
+// BackupRequest is what a backup of svc copies: its databases (with their
+// -wal and -shm) and its config files.
+func BackupRequest(svc *ferry.Service) backup.Request {
+	req := backup.Request{Files: svc.ConfigFiles}
+	for _, db := range svc.Databases {
 		req.Databases = append(req.Databases, db.Path)
 	}
 	return req
@@ -76,14 +78,17 @@ func (s *DockerSource) Backup(ctx context.Context, dir string, progress migrate.
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.Host.Backup(ctx, c, dir, s.request(), progress)
+	m, err := s.Host.Backup(ctx, c, dir, BackupRequest(s.Service), progress)
 	if err != nil {
 		return nil, err
 	}
 	return FromManifest(dir, m), nil
 }
 
-func (s *DockerSource) OpenBackup(dir string) (*migrate.Backup, error) {
+func (s *DockerSource) OpenBackup(dir string) (*migrate.Backup, error) { return OpenBackup(dir) }
+
+// OpenBackup verifies the backup in dir and returns migrate's view of it.
+func OpenBackup(dir string) (*migrate.Backup, error) {
 	m, err := backup.Verify(dir)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/adapt"
 	"github.com/ferry-migrate/ferry/backup"
 	"github.com/ferry-migrate/ferry/migrate"
 )
@@ -72,33 +73,15 @@ func localPath(svc *ferry.Service, dir, p string) (string, error) {
 }
 
 func (s *dirSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*migrate.Backup, error) {
-	req := backup.Request{Files: s.svc.ConfigFiles}
-	for _, db := range s.svc.Databases {
-		req.Databases = append(req.Databases, db.Path)
-	}
 	fetch := backup.DirFetcher(func(p string) (string, error) { return localPath(s.svc, s.dir, p) })
-	m, err := backup.Write(ctx, dir, fetch, req, backup.Options{Progress: progress})
+	m, err := backup.Write(ctx, dir, fetch, adapt.BackupRequest(s.svc), backup.Options{Progress: progress})
 	if err != nil {
 		return nil, err
 	}
-	return fromManifest(dir, m), nil
+	return adapt.FromManifest(dir, m), nil
 }
 
-func (s *dirSource) OpenBackup(dir string) (*migrate.Backup, error) {
-	m, err := backup.Verify(dir)
-	if err != nil {
-		return nil, err
-	}
-	return fromManifest(dir, m), nil
-}
-
-func fromManifest(dir string, m *backup.Manifest) *migrate.Backup {
-	b := &migrate.Backup{Dir: dir}
-	for _, f := range m.Files {
-		b.Files = append(b.Files, migrate.BackupFile{Path: f.Path, Local: f.Local(dir), SHA256: f.SHA256, Size: f.Size})
-	}
-	return b
-}
+func (s *dirSource) OpenBackup(dir string) (*migrate.Backup, error) { return adapt.OpenBackup(dir) }
 
 func (s *dirSource) Stop(ctx context.Context) error {
 	s.mu.Lock()
