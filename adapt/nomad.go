@@ -127,7 +127,7 @@ func (c *NomadCluster) Status(ctx context.Context) (*migrate.JobStatus, error) {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	job, _, err := c.Client.API().Jobs().Info(c.Service.Name, q)
 	if err != nil {
-		if strings.Contains(err.Error(), "404") {
+		if nomad.IsNotFound(err) {
 			return &migrate.JobStatus{}, nil
 		}
 		return nil, fmt.Errorf("job status: %w", err)

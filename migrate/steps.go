@@ -36,7 +36,13 @@ type Migration struct {
 	HTTP     *http.Client
 	// VerifyOptions says which verify checks reach beyond the cluster.
 	VerifyOptions VerifyOptions
+
+	report *Report // of the verify step, when it ran in this process
 }
+
+// Report is what the verify step found, or nil when it did not run in
+// this process.
+func (m *Migration) Report() *Report { return m.report }
 
 // Step names, in order. The journal refers to steps by these names.
 const (
@@ -77,7 +83,10 @@ func (m *Migration) progress(step string) Progress {
 }
 
 // JournalPath is where the migration's journal lives.
-func (m *Migration) JournalPath() string { return filepath.Join(m.Dir, "journal.json") }
+func (m *Migration) JournalPath() string { return JournalPath(m.Dir) }
+
+// JournalPath is the journal of the migration whose state is in dir.
+func JournalPath(dir string) string { return filepath.Join(dir, "journal.json") }
 
 func (m *Migration) backupDir(kind string) string { return filepath.Join(m.Dir, "backup", kind) }
 
@@ -208,7 +217,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 						return err
 					}
 					rec.Set(db.Name+".tables", strconv.Itoa(len(fp.Tables)))
-					rec.Set(db.Name+".rows", strconv.FormatInt(totalRows(fp), 10))
+					rec.Set(db.Name+".rows", strconv.FormatInt(fp.Rows(), 10))
 				}
 				return nil
 			},
@@ -299,6 +308,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 				if err != nil {
 					return err
 				}
+				m.report = rep
 				if !rep.OK() {
 					return &VerifyError{Report: rep}
 				}
@@ -410,7 +420,7 @@ func (m *Migration) proofStep(db ferry.Database, j *runbook.Journal) runbook.Ste
 			}
 			rec.Set("proved_txid", strconv.FormatUint(pos.TXID, 10))
 			rec.Set("schema_hash", got.SchemaHash)
-			rec.Set("rows", strconv.FormatInt(totalRows(got), 10))
+			rec.Set("rows", strconv.FormatInt(got.Rows(), 10))
 			return nil
 		},
 	}
@@ -471,14 +481,6 @@ func (m *Migration) restoreAndFingerprint(ctx context.Context, db ferry.Database
 	}
 	fp, err := sqlite.FingerprintFile(ctx, dst)
 	return fp, pos, err
-}
-
-func totalRows(fp *sqlite.Fingerprint) int64 {
-	var n int64
-	for _, t := range fp.Tables {
-		n += t.Rows
-	}
-	return n
 }
 
 func missingTables(fp *sqlite.Fingerprint, tables []string) []string {

@@ -108,7 +108,7 @@ func shortID(id string) string {
 // the job does not exist (or was purged).
 func (c *Client) JobModifyIndex(ctx context.Context, job string) (uint64, bool, error) {
 	j, _, err := c.api.Jobs().Info(job, c.q(ctx))
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		return 0, false, nil
 	}
 	if err != nil {

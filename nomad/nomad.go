@@ -137,4 +137,6 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-func isNotFound(err error) bool { return statusCode(err) == http.StatusNotFound }
+// IsNotFound reports whether Nomad answered 404 (no such job, node,
+// allocation, variable...).
+func IsNotFound(err error) bool { return statusCode(err) == http.StatusNotFound }

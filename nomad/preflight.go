@@ -265,7 +265,7 @@ func (c *Client) nodeArchs(ctx context.Context, nodes []*api.NodeListStub) ([]no
 
 func (c *Client) checkPlugin(ctx context.Context, id string, needed int) error {
 	p, _, err := c.api.CSIPlugins().Info(id, c.q(ctx))
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		list, _, lerr := c.api.CSIPlugins().List(c.q(ctx))
 		if lerr != nil {
 			return wrap("preflight csi plugins", lerr)
@@ -299,7 +299,7 @@ func (e *SpecDiffError) Error() string {
 
 func (c *Client) checkExistingJob(ctx context.Context, name, hcl string) error {
 	cur, _, err := c.api.Jobs().Info(name, c.q(ctx))
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		return nil
 	}
 	if err != nil {

@@ -68,7 +68,7 @@ var ErrVolumeNotFound = errors.New("volume not found")
 // VolumeStatus reads a CSI volume (schedulable, plugin health, claims).
 func (c *Client) VolumeStatus(ctx context.Context, id string) (*api.CSIVolume, error) {
 	v, _, err := c.api.CSIVolumes().Info(id, c.q(ctx))
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		return nil, fmt.Errorf("volume %s: %w", id, ErrVolumeNotFound)
 	}
 	if err != nil {

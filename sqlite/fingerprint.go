@@ -55,6 +55,15 @@ type Table struct {
 	Hash string `json:"hash"`
 }
 
+// Rows is the number of rows in all tables.
+func (f *Fingerprint) Rows() int64 {
+	var n int64
+	for _, t := range f.Tables {
+		n += t.Rows
+	}
+	return n
+}
+
 // OK reports whether the integrity check passed.
 func (f *Fingerprint) OK() bool { return f.Integrity == "ok" }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-migrate/ferry/config"
 	"github.com/ferry-migrate/ferry/drill"
 	"github.com/ferry-migrate/ferry/litestream"
+	"github.com/ferry-migrate/ferry/migrate"
 	"github.com/ferry-migrate/ferry/runbook"
 )
 
@@ -41,11 +42,7 @@ func cmdDrillRestore(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, err := sides.nomad(e, svc)
-	if err != nil {
-		return err
-	}
-	replicas, _, err := sides.replicas(ctx, e, svc, nc)
+	replicas, _, err := sides.replicas(ctx, e, svc)
 	if err != nil {
 		return err
 	}
@@ -55,7 +52,7 @@ func cmdDrillRestore(ctx context.Context, e *env, args []string) error {
 		return runErr
 	}
 	// Record the outcome where ferry status shows it.
-	if j, err := runbook.OpenJournal(stateDir(*spec, svc)+"/journal.json", svc.Name); err == nil {
+	if j, err := runbook.OpenJournal(migrate.JournalPath(stateDir(*spec, svc)), svc.Name); err == nil {
 		for _, r := range results {
 			rec := map[string]string{"kind": "restore", "at": at.Format(time.RFC3339), "database": r.Database,
 				"age": r.Age.Round(time.Second).String(), "restore_time": r.RestoreTime.Round(time.Millisecond).String(),
@@ -131,11 +128,7 @@ func cmdRestore(ctx context.Context, e *env, args []string) error {
 		}
 		name = svc.Databases[0].Name
 	}
-	nc, err := sides.nomad(e, svc)
-	if err != nil {
-		return err
-	}
-	replicas, _, err := sides.replicas(ctx, e, svc, nc)
+	replicas, _, err := sides.replicas(ctx, e, svc)
 	if err != nil {
 		return err
 	}
@@ -157,21 +150,14 @@ func cmdDrillFailover(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
-	nc, err := f.sides.nomad(e, m.Service)
-	if err != nil {
-		return err
-	}
-	replicas, _, err := f.sides.replicas(ctx, e, m.Service, nc)
-	if err != nil {
-		return err
-	}
+	defer sess.close()
+	j := sess.j
 	at := time.Now().UTC()
-	fo := &drill.Failover{Service: m.Service, Nomad: nc, Replicas: replicas, Migration: m, Journal: j, Tmp: os.TempDir()}
+	fo := &drill.Failover{Service: sess.m.Service, Nomad: sess.nomad, Replicas: sess.replicas, Migration: sess.m, Journal: j, Tmp: os.TempDir()}
 	res, runErr := fo.Run(ctx)
 	if res != nil {
 		rec := map[string]string{"kind": "failover", "at": at.Format(time.RFC3339), "from": res.From, "to": res.To,

@@ -56,11 +56,3 @@ func cmdFingerprint(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
-
-func rows(tables []sqlite.Table) int64 {
-	var n int64
-	for _, t := range tables {
-		n += t.Rows
-	}
-	return n
-}

@@ -41,22 +41,17 @@ func addMigrationFlags(fs *flag.FlagSet, withJSON bool) *migrationFlags {
 }
 
 // open loads the spec and connects every side of the migration.
-func (f *migrationFlags) open(ctx context.Context, e *env) (*migrate.Migration, *runbook.Journal, func(), error) {
+func (f *migrationFlags) open(ctx context.Context, e *env) (*session, error) {
 	svc, err := config.Load(*f.spec)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	m, closeSides, err := f.sides.connect(ctx, e, svc, *f.spec, *f.timeout)
+	sess, err := f.sides.connect(ctx, e, svc, *f.spec, *f.timeout)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	m.VerifyOptions = f.verify
-	j, err := runbook.OpenJournal(m.JournalPath(), svc.Name)
-	if err != nil {
-		closeSides()
-		return nil, nil, nil, err
-	}
-	return m, j, closeSides, nil
+	sess.m.VerifyOptions = f.verify
+	return sess, nil
 }
 
 // stateDir is where a migration keeps its journal and backups: beside
@@ -78,11 +73,12 @@ func cmdPlan(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m, j := sess.m, sess.j
 	if err := m.Cluster.Preflight(ctx); err != nil {
 		return fmt.Errorf("preflight: %w", err)
 	}
@@ -132,11 +128,12 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m, j := sess.m, sess.j
 	m.Warm = *warm
 	ui := newStepUI(e.stderr)
 	m.Progress = ui.Progress
@@ -169,11 +166,12 @@ func cmdRollback(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m, j := sess.m, sess.j
 	if at := j.Facts[migrate.FactVerifiedAt]; at != "" && !*force {
 		return fmt.Errorf("rollback: %w", &servingError{since: at})
 	}
@@ -202,11 +200,12 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, _, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m := sess.m
 	rep, err := m.Verify(ctx)
 	if err != nil {
 		return err
@@ -240,11 +239,12 @@ func cmdFinish(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m, j := sess.m, sess.j
 	if j.Facts[migrate.FactVerifiedAt] == "" {
 		return errors.New("finish: the migration has not been verified; run ferry migrate (or ferry verify) first")
 	}
@@ -312,11 +312,12 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	m, j, done, err := f.open(ctx, e)
+	sess, err := f.open(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer sess.close()
+	m, j := sess.m, sess.j
 	out := statusOut{Service: m.Service.Name, Journal: j.Path(), Steps: j.Steps, Facts: j.Facts, Drills: j.Drills}
 	if j.Facts[migrate.FactVerifiedAt] != "" {
 		if st, err := m.Cluster.Status(ctx); err == nil {

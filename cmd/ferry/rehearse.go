@@ -52,9 +52,9 @@ func printRehearsal(e *env, res *rehearse.Result) {
 	}
 	for name, src := range res.Source {
 		got := res.Restored[name]
-		fmt.Fprintf(e.stdout, "\ndatabase %s\n  source:   %d tables, %d rows, schema %.12s\n", name, len(src.Tables), rows(src.Tables), src.SchemaHash)
+		fmt.Fprintf(e.stdout, "\ndatabase %s\n  source:   %d tables, %d rows, schema %.12s\n", name, len(src.Tables), src.Rows(), src.SchemaHash)
 		if got != nil {
-			fmt.Fprintf(e.stdout, "  restored: %d tables, %d rows, schema %.12s, integrity %s\n", len(got.Tables), rows(got.Tables), got.SchemaHash, got.Integrity)
+			fmt.Fprintf(e.stdout, "  restored: %d tables, %d rows, schema %.12s, integrity %s\n", len(got.Tables), got.Rows(), got.SchemaHash, got.Integrity)
 		}
 	}
 	if res.Verify == nil {

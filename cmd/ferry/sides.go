@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,12 +46,22 @@ func (f *sideFlags) add(fs *flag.FlagSet) {
 }
 
 // connect builds the migration of svc: the compose host, a replica per
-// database, and the cluster. The returned func closes the connections.
-func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, specPath string, deployTimeout time.Duration) (*migrate.Migration, func(), error) {
+// session is a migration with every side connected.
+type session struct {
+	m        *migrate.Migration
+	j        *runbook.Journal
+	nomad    *nomad.Client
+	replicas map[string]*litestream.Replica
+	close    func()
+}
+
+// connect builds the migration of svc: the compose host, a replica per
+// database, and the cluster, with its journal.
+func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, specPath string, deployTimeout time.Duration) (*session, error) {
 	dir := stateDir(specPath, svc)
 	jobHCL, err := render.Jobspec(svc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 
 	host := f.dockerHost
@@ -61,23 +70,23 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 	}
 	dh, err := docker.Connect(ctx, docker.Options{Host: host, Logger: e.log})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 
 	nc, err := f.nomad(e, svc)
 	if err != nil {
 		dh.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	raw, creds, err := f.replicas(ctx, e, svc, nc)
+	raw, creds, err := f.replicasWith(ctx, e, svc, nc)
 	if err != nil {
 		dh.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	j, err := runbook.OpenJournal(filepath.Join(dir, "journal.json"), svc.Name)
+	j, err := runbook.OpenJournal(migrate.JournalPath(dir), svc.Name)
 	if err != nil {
 		dh.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	replicas := map[string]migrate.Replica{}
 	for name, r := range raw {
@@ -117,7 +126,7 @@ func (f *sideFlags) connect(ctx context.Context, e *env, svc *ferry.Service, spe
 		Cluster:  cluster,
 		Log:      e.log,
 	}
-	return m, func() { dh.Close() }, nil
+	return &session{m: m, j: j, nomad: nc, replicas: raw, close: func() { dh.Close() }}, nil
 }
 
 func (f *sideFlags) nomad(e *env, svc *ferry.Service) (*nomad.Client, error) {
@@ -139,7 +148,15 @@ func (f *sideFlags) store(svc *ferry.Service) ferry.ObjectStore {
 }
 
 // replicas opens the replica of every database of svc.
-func (f *sideFlags) replicas(ctx context.Context, e *env, svc *ferry.Service, nc *nomad.Client) (map[string]*litestream.Replica, litestream.Credentials, error) {
+func (f *sideFlags) replicas(ctx context.Context, e *env, svc *ferry.Service) (map[string]*litestream.Replica, litestream.Credentials, error) {
+	nc, err := f.nomad(e, svc) // for keys kept in a Nomad Variable; contacts nothing otherwise
+	if err != nil {
+		return nil, litestream.Credentials{}, err
+	}
+	return f.replicasWith(ctx, e, svc, nc)
+}
+
+func (f *sideFlags) replicasWith(ctx context.Context, e *env, svc *ferry.Service, nc *nomad.Client) (map[string]*litestream.Replica, litestream.Credentials, error) {
 	creds, err := credentials(ctx, svc, nc)
 	if err != nil {
 		return nil, creds, err
