@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -212,10 +213,10 @@ func (m *Migration) checkUserData(ctx context.Context, rep *Report, db string, t
 	rep.add(name, true, "%d table(s) equal the stopped source (replica txid %d)", n, pos.TXID)
 }
 
-func (m *Migration) get(ctx context.Context, url string, header http.Header) (int, error) {
+func (m *Migration) get(ctx context.Context, target string, header http.Header) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -228,8 +229,13 @@ func (m *Migration) get(ctx context.Context, url string, header http.Header) (in
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		// The error may quote the URL, never a header: keys stay out.
-		return 0, errors.Unwrap(err)
+		// Callers name the URL; keep only the cause. Headers (keys) are
+		// never in the error.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return 0, ue.Err
+		}
+		return 0, err
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
