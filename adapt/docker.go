@@ -73,36 +73,12 @@ func BackupRequest(svc *ferry.Service) backup.Request {
 	return req
 }
 
-func (s *DockerSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*migrate.Backup, error) {
+func (s *DockerSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*backup.Manifest, error) {
 	c, err := s.Container(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.Host.Backup(ctx, c, dir, BackupRequest(s.Service), progress)
-	if err != nil {
-		return nil, err
-	}
-	return FromManifest(dir, m), nil
-}
-
-func (s *DockerSource) OpenBackup(dir string) (*migrate.Backup, error) { return OpenBackup(dir) }
-
-// OpenBackup verifies the backup in dir and returns migrate's view of it.
-func OpenBackup(dir string) (*migrate.Backup, error) {
-	m, err := backup.Verify(dir)
-	if err != nil {
-		return nil, err
-	}
-	return FromManifest(dir, m), nil
-}
-
-// FromManifest turns a verified backup manifest into migrate's view.
-func FromManifest(dir string, m *backup.Manifest) *migrate.Backup {
-	b := &migrate.Backup{Dir: dir}
-	for _, f := range m.Files {
-		b.Files = append(b.Files, migrate.BackupFile{Path: f.Path, Local: f.Local(dir), SHA256: f.SHA256, Size: f.Size})
-	}
-	return b
+	return s.Host.Backup(ctx, c, dir, BackupRequest(s.Service), progress)
 }
 
 func (s *DockerSource) Stop(ctx context.Context) error {

@@ -72,6 +72,16 @@ type Manifest struct {
 	Files []FileSum
 }
 
+// Lookup returns the file at a container path.
+func (m *Manifest) Lookup(path string) (FileSum, bool) {
+	for _, f := range m.Files {
+		if f.Path == path {
+			return f, true
+		}
+	}
+	return FileSum{}, false
+}
+
 // Size is the total size of the files.
 func (m *Manifest) Size() int64 {
 	var n int64

@@ -8,6 +8,8 @@ package migrate
 import (
 	"context"
 	"time"
+
+	"github.com/ferry-migrate/ferry/backup"
 )
 
 // Progress receives byte counts of a long step; total may be 0 if unknown.
@@ -16,49 +18,13 @@ type Progress func(done, total int64)
 // Source is the service where it runs today.
 type Source interface {
 	// Backup copies every database (with its -wal and -shm) and config
-	// file of the service into dir, writes a manifest, and returns only
-	// after the manifest verifies from disk. Re-running it into the same
-	// dir replaces an incomplete backup.
-	Backup(ctx context.Context, dir string, progress Progress) (*Backup, error)
-	// OpenBackup returns the backup in dir if it is complete and its
-	// manifest verifies, and an error otherwise.
-	OpenBackup(dir string) (*Backup, error)
+	// file of the service into dir in package backup's format, and
+	// returns only after the manifest verifies from disk. Re-running it
+	// into the same dir replaces an incomplete backup.
+	Backup(ctx context.Context, dir string, progress Progress) (*backup.Manifest, error)
 	Stop(ctx context.Context) error
 	Start(ctx context.Context) error
 	Running(ctx context.Context) (bool, error)
-}
-
-// Backup is a verified copy of a service's files.
-type Backup struct {
-	Dir   string
-	Files []BackupFile
-}
-
-// BackupFile is one file of a backup.
-type BackupFile struct {
-	Path   string // inside the container
-	Local  string // absolute path of the copy
-	SHA256 string
-	Size   int64
-}
-
-// Lookup returns the backup's copy of a container path.
-func (b *Backup) Lookup(path string) (BackupFile, bool) {
-	for _, f := range b.Files {
-		if f.Path == path {
-			return f, true
-		}
-	}
-	return BackupFile{}, false
-}
-
-// Size is the total size of the backup's files.
-func (b *Backup) Size() int64 {
-	var n int64
-	for _, f := range b.Files {
-		n += f.Size
-	}
-	return n
 }
 
 // Position is a point in a replica's history.

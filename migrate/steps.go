@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/backup"
 	"github.com/ferry-migrate/ferry/runbook"
 	"github.com/ferry-migrate/ferry/sqlite"
 )
@@ -128,7 +129,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 			Name: StepBackup,
 			What: "copy the databases (with -wal/-shm) and config files of the running service to " + m.backupDir("pre") + " with a sha256 manifest (task T012)",
 			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) {
-				_, err := m.Source.OpenBackup(m.backupDir("pre"))
+				_, err := backup.Verify(m.backupDir("pre"))
 				return err == nil, nil
 			},
 			Apply: func(ctx context.Context, rec *runbook.Record) error {
@@ -183,7 +184,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 			Name: StepFinalBackup,
 			What: "copy the stopped service's files to " + m.backupDir("final") + " and fingerprint each database: the state every later proof compares with",
 			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) {
-				if _, err := m.Source.OpenBackup(m.backupDir("final")); err != nil {
+				if _, err := backup.Verify(m.backupDir("final")); err != nil {
 					return false, nil
 				}
 				for _, db := range m.Service.Databases {
@@ -202,7 +203,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 					return err
 				}
 				for _, db := range m.Service.Databases {
-					fp, err := m.fingerprintBackup(ctx, b, db)
+					fp, err := m.fingerprintBackup(ctx, m.backupDir("final"), b, db)
 					if err != nil {
 						return err
 					}
@@ -252,7 +253,7 @@ func (m *Migration) Steps(j *runbook.Journal) []runbook.Step {
 			Name: StepConfig,
 			What: fmt.Sprintf("copy %d config file(s) onto the volume and compare their sha256 with the backup (tasks T017, T018)", len(m.Service.ConfigFiles)),
 			Check: func(ctx context.Context, rec *runbook.Record) (bool, error) {
-				b, err := m.Source.OpenBackup(m.backupDir("final"))
+				b, err := backup.Verify(m.backupDir("final"))
 				if err != nil {
 					return false, nil
 				}
@@ -341,7 +342,7 @@ func (m *Migration) seedStep(db ferry.Database, warm Warm, isWarm bool) runbook.
 			if err != nil || rec.Facts["source_sha256"] == "" {
 				return false, nil
 			}
-			b, err := m.Source.OpenBackup(m.backupDir("final"))
+			b, err := backup.Verify(m.backupDir("final"))
 			if err != nil {
 				return false, nil
 			}
@@ -355,7 +356,7 @@ func (m *Migration) seedStep(db ferry.Database, warm Warm, isWarm bool) runbook.
 			return pos.TXID >= want, nil
 		},
 		Apply: func(ctx context.Context, rec *runbook.Record) error {
-			b, err := m.Source.OpenBackup(m.backupDir("final"))
+			b, err := backup.Verify(m.backupDir("final"))
 			if err != nil {
 				return err
 			}
@@ -381,7 +382,7 @@ func (m *Migration) seedStep(db ferry.Database, warm Warm, isWarm bool) runbook.
 			} else {
 				// Seed reads the backup's copy (with its -wal) and never
 				// writes to it.
-				if pos, err = m.Replicas[db.Name].Seed(ctx, f.Local, m.progress(name)); err != nil {
+				if pos, err = m.Replicas[db.Name].Seed(ctx, f.Local(m.backupDir("final")), m.progress(name)); err != nil {
 					return err
 				}
 			}
@@ -427,7 +428,7 @@ func (m *Migration) proofStep(db ferry.Database, j *runbook.Journal) runbook.Ste
 }
 
 func (m *Migration) writeConfig(ctx context.Context, rec *runbook.Record) error {
-	b, err := m.Source.OpenBackup(m.backupDir("final"))
+	b, err := backup.Verify(m.backupDir("final"))
 	if err != nil {
 		return err
 	}
@@ -439,7 +440,7 @@ func (m *Migration) writeConfig(ctx context.Context, rec *runbook.Record) error 
 			m.Log.Warn("config file not found in the source; skipped", "path", p)
 			continue
 		}
-		data, err := os.ReadFile(f.Local)
+		data, err := os.ReadFile(f.Local(m.backupDir("final")))
 		if err != nil {
 			return err
 		}
@@ -458,12 +459,12 @@ func (m *Migration) writeConfig(ctx context.Context, rec *runbook.Record) error 
 	return nil
 }
 
-func (m *Migration) fingerprintBackup(ctx context.Context, b *Backup, db ferry.Database) (*sqlite.Fingerprint, error) {
+func (m *Migration) fingerprintBackup(ctx context.Context, dir string, b *backup.Manifest, db ferry.Database) (*sqlite.Fingerprint, error) {
 	f, ok := b.Lookup(db.Path)
 	if !ok {
 		return nil, fmt.Errorf("the backup has no copy of %s", db.Path)
 	}
-	return sqlite.FingerprintFile(ctx, f.Local)
+	return sqlite.FingerprintFile(ctx, f.Local(dir))
 }
 
 // restoreAndFingerprint restores the latest replica of db into a scratch

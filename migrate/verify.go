@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/backup"
 	"github.com/ferry-migrate/ferry/runbook"
 	"github.com/ferry-migrate/ferry/sqlite"
 )
@@ -252,11 +253,12 @@ type integration struct {
 // from the settings file (Overseerr's settings.json shape).
 func (m *Migration) checkIntegrations(ctx context.Context, rep *Report) {
 	var ints []integration
-	b, err := m.Source.OpenBackup(m.backupDir("final"))
+	dir := m.backupDir("final")
+	b, err := backup.Verify(dir)
 	if err == nil {
 		for _, p := range m.Service.ConfigFiles {
 			if f, ok := b.Lookup(p); ok && strings.HasSuffix(p, ".json") {
-				if data, err := os.ReadFile(f.Local); err == nil {
+				if data, err := os.ReadFile(f.Local(dir)); err == nil {
 					ints = append(ints, overseerrIntegrations(data)...)
 				}
 			}

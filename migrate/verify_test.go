@@ -12,18 +12,8 @@ import (
 	"testing"
 
 	"github.com/ferry-migrate/ferry"
+	"github.com/ferry-migrate/ferry/backup"
 )
-
-// backupOnly is a Source whose only ability is a final backup holding
-// one settings file.
-type backupOnly struct {
-	Source
-	settings string
-}
-
-func (b backupOnly) OpenBackup(dir string) (*Backup, error) {
-	return &Backup{Files: []BackupFile{{Path: "/app/config/settings.json", Local: b.settings}}}, nil
-}
 
 // TestIntegrationsAnsweredPerIntegration: each integration named in
 // Overseerr's settings is called with its own key and reported alone.
@@ -54,8 +44,8 @@ func TestIntegrationsAnsweredPerIntegration(t *testing.T) {
 	sh, sp := hp(sonarr.URL)
 	rh, rp := hp(radarr.URL)
 	ph, pp := hp(plex.URL)
-	settings := filepath.Join(t.TempDir(), "settings.json")
-	os.WriteFile(settings, fmt.Appendf(nil, `{
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "settings.json"), fmt.Appendf(nil, `{
 	  "plex": {"ip": %q, "port": %s, "useSsl": false},
 	  "sonarr": [{"name": "Sonarr", "hostname": %q, "port": %s, "apiKey": "sonarr-key", "baseUrl": "/sonarr"}],
 	  "radarr": [{"name": "Radarr", "hostname": %q, "port": %s, "apiKey": "radarr-key-SECRET"}]
@@ -63,8 +53,13 @@ func TestIntegrationsAnsweredPerIntegration(t *testing.T) {
 
 	m := &Migration{
 		Service:       &ferry.Service{ConfigFiles: []string{"/app/config/settings.json"}},
-		Source:        backupOnly{settings: settings},
+		Dir:           t.TempDir(),
 		VerifyOptions: VerifyOptions{Integrations: true},
+	}
+	// The final backup holds the settings, as the final-backup step leaves it.
+	fetch := backup.DirFetcher(func(p string) (string, error) { return filepath.Join(src, filepath.Base(p)), nil })
+	if _, err := backup.Write(context.Background(), m.backupDir("final"), fetch, backup.Request{Files: m.Service.ConfigFiles}, backup.Options{}); err != nil {
+		t.Fatal(err)
 	}
 	rep := &Report{}
 	m.checkIntegrations(context.Background(), rep)

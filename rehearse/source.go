@@ -72,16 +72,10 @@ func localPath(svc *ferry.Service, dir, p string) (string, error) {
 	return filepath.Join(dir, filepath.FromSlash(rel)), nil
 }
 
-func (s *dirSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*migrate.Backup, error) {
+func (s *dirSource) Backup(ctx context.Context, dir string, progress migrate.Progress) (*backup.Manifest, error) {
 	fetch := backup.DirFetcher(func(p string) (string, error) { return localPath(s.svc, s.dir, p) })
-	m, err := backup.Write(ctx, dir, fetch, adapt.BackupRequest(s.svc), backup.Options{Progress: progress})
-	if err != nil {
-		return nil, err
-	}
-	return adapt.FromManifest(dir, m), nil
+	return backup.Write(ctx, dir, fetch, adapt.BackupRequest(s.svc), backup.Options{Progress: progress})
 }
-
-func (s *dirSource) OpenBackup(dir string) (*migrate.Backup, error) { return adapt.OpenBackup(dir) }
 
 func (s *dirSource) Stop(ctx context.Context) error {
 	s.mu.Lock()
