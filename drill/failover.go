@@ -123,17 +123,28 @@ func (f *Failover) giveBack(ctx context.Context) error {
 	return f.Journal.Save()
 }
 
+// runningNode is the node of the service's running allocation. It waits
+// (bounded) for one: after an interrupted drill gave its node back, the
+// service may still be moving.
 func (f *Failover) runningNode(ctx context.Context) (string, error) {
-	allocs, _, err := f.Nomad.API().Jobs().Allocations(f.Service.Name, false, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return "", fmt.Errorf("failover drill: allocations of %s: %w", f.Service.Name, err)
-	}
-	for _, a := range allocs {
-		if a.ClientStatus == api.AllocClientStatusRunning && a.DesiredStatus == api.AllocDesiredStatusRun {
-			return a.NodeID, nil
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		allocs, _, err := f.Nomad.API().Jobs().Allocations(f.Service.Name, false, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return "", fmt.Errorf("failover drill: allocations of %s: %w", f.Service.Name, err)
+		}
+		for _, a := range allocs {
+			if a.ClientStatus == api.AllocClientStatusRunning && a.DesiredStatus == api.AllocDesiredStatusRun {
+				return a.NodeID, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("failover drill: %s has no running allocation to move", f.Service.Name)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	return "", fmt.Errorf("failover drill: %s has no running allocation to move", f.Service.Name)
 }
 
 // lostRows compares each user table at txid with the latest replica: a
